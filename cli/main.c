@@ -1,0 +1,56 @@
+/* scalecast: the command-line client (REST queries and backtests). */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+struct command {
+    const char *name;
+    const char *sub;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"backtest", "forecast", cmd_backtest_forecast,
+     "replay a recorded trace through the predictor and score each model"},
+    {"backtest", "autoscale", cmd_backtest_autoscale,
+     "replay a trace as a service's demand through the autoscaling policy"},
+};
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: scalecast COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", commands[i].name, commands[i].sub ? " " : "",
+                 commands[i].sub ? commands[i].sub : "");
+        fprintf(fp, "  %-20s %s\n", name, commands[i].summary);
+    }
+    fprintf(fp, "\nRun 'scalecast COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("scalecast %s\n", SCALECAST_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const struct command *c = &commands[i];
+        if (strcmp(argv[1], c->name) != 0)
+            continue;
+        if (!c->sub)
+            return c->fn(argc - 1, argv + 1);
+        if (argc >= 3 && strcmp(argv[2], c->sub) == 0)
+            return c->fn(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "scalecast: unknown command '%s%s%s'\n", argv[1], argc >= 3 ? " " : "",
+            argc >= 3 ? argv[2] : "");
+    usage(stderr);
+    return 2;
+}
