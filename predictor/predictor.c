@@ -1,0 +1,400 @@
+/* Forecast engine: input checks, rolling-origin scoring, auto selection and
+ * interval calibration. The models live in linear.c, seasonal.c, holt.c. */
+#include "predictor.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cdf.h>
+
+#include "predictor_int.h"
+#include "xalloc.h"
+
+static const char *const model_names[] = {"last", "linear", "seasonal", "holt", "auto"};
+
+/* Simplicity order auto prefers on near ties. */
+static const enum pred_model simplest_first[PRED_NCONCRETE] = {PRED_LAST, PRED_LINEAR,
+                                                                PRED_HOLT, PRED_SEASONAL};
+
+int pred_model_parse(const char *name, enum pred_model *out)
+{
+    for (int i = 0; i <= PRED_AUTO; i++) {
+        if (name && strcmp(name, model_names[i]) == 0) {
+            *out = (enum pred_model)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *pred_model_name(enum pred_model m)
+{
+    return (unsigned)m <= PRED_AUTO ? model_names[m] : "?";
+}
+
+void pred_opts_default(struct pred_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = PRED_AUTO;
+    o->horizon = 300;
+    o->confidence = 0.9;
+    o->period = 86400;
+    o->harmonics = 4;
+    o->linear_window = 3600;
+    o->halflife = 0;
+    o->eval_points = 288;
+    o->min_calib = 30;
+    o->switch_margin = 0.02;
+}
+
+static int opts_valid(const struct pred_opts *o)
+{
+    return (unsigned)o->model <= PRED_AUTO && isfinite(o->horizon) && o->horizon > 0 &&
+           o->confidence > 0 && o->confidence < 1 && isfinite(o->period) && o->period > 0 &&
+           o->harmonics >= 1 && o->harmonics <= 12 && o->linear_window >= 0 &&
+           isfinite(o->linear_window) && o->halflife >= 0 && isfinite(o->halflife) &&
+           o->switch_margin >= 0 && o->switch_margin < 1;
+}
+
+static int input_valid(const double *ts, const double *v, size_t n)
+{
+    if (n > 0 && (!ts || !v))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(ts[i]) || !isfinite(v[i]))
+            return 0;
+        if (i > 0 && !(ts[i] > ts[i - 1]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Hoare's selection: the k-th smallest (0-based) of a[0..n-1], reordering a. */
+static double select_kth(double *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                double t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return a[k];
+}
+
+static double median_step(const double *ts, size_t n, double *scratch)
+{
+    for (size_t i = 1; i < n; i++)
+        scratch[i - 1] = ts[i] - ts[i - 1];
+    return select_kth(scratch, n - 1, (n - 2) / 2);
+}
+
+/* Split-conformal interval of errors e[0..m-1] (reordered): the ranks
+ * floor((m+1)(1-c)/2) and ceil((m+1)(1+c)/2), clamped to the sample. */
+static void error_quantiles(double *e, size_t m, double c, double *lo, double *hi)
+{
+    double a = (1 - c) / 2;
+    double klo = floor((double)(m + 1) * a), khi = ceil((double)(m + 1) * (1 - a));
+    size_t ilo = klo < 1 ? 0 : (size_t)klo - 1;
+    size_t ihi = khi > (double)m ? m - 1 : (size_t)khi - 1;
+    *lo = select_kth(e, m, ilo);
+    *hi = select_kth(e, m, ihi);
+}
+
+void pred_path_peak(const struct pctx *c, pred_at_fn at, const void *st, struct pmodel *m)
+{
+    m->peak = m->value;
+    m->peak_at = c->tgt;
+    for (size_t k = 0; k + 1 < c->npath; k++) {
+        double y = at(st, c->path[k]);
+        if (y > m->peak) {
+            m->peak = y;
+            m->peak_at = c->path[k];
+        }
+    }
+}
+
+static double last_at(const void *st, double t)
+{
+    (void)t;
+    return *(const double *)st;
+}
+
+void pm_last(const struct pctx *c, struct pmodel *m)
+{
+    const double *v = c->v;
+    double s2 = 0;
+
+    m->rc = 0;
+    m->eval_ok = 1;
+    m->value = v[c->n - 1];
+    pred_path_peak(c, last_at, &v[c->n - 1], m);
+    for (size_t k = 0; k < c->ne; k++) {
+        m->fe[k] = v[c->e0 + k];
+        m->pe[k] = v[c->e0 + k];
+    }
+    /* Textbook: a random walk, sd of one-step changes times sqrt(steps). */
+    for (size_t i = 1; i < c->n; i++)
+        s2 += (v[i] - v[i - 1]) * (v[i] - v[i - 1]);
+    s2 /= (double)(c->n - 1);
+    m->half = gsl_cdf_tdist_Pinv(0.5 + c->o->confidence / 2, (double)(c->n - 1)) *
+              sqrt(s2 * (double)c->h);
+}
+
+typedef void (*model_fn)(const struct pctx *c, struct pmodel *m);
+static const model_fn model_fns[PRED_NCONCRETE] = {pm_last, pm_linear, pm_seasonal, pm_holt};
+
+/* Fills the path times: tnow + k*step for k < h (at most PRED_PATH_MAX - 1,
+ * evenly spread) and then tgt. */
+static void make_path(struct pctx *c)
+{
+    size_t inner = c->h - 1;
+    size_t cnt = inner < PRED_PATH_MAX - 1 ? inner : PRED_PATH_MAX - 1;
+    c->npath = 0;
+    for (size_t k = 1; k <= cnt; k++) {
+        double t = c->tnow + c->step * (double)((k * inner + cnt - 1) / cnt);
+        if (t < c->tgt)
+            c->path[c->npath++] = t;
+    }
+    c->path[c->npath++] = c->tgt;
+}
+
+static int ctx_init(struct pctx *c, const double *ts, const double *v, size_t n,
+                    const struct pred_opts *o, double *scratch)
+{
+    memset(c, 0, sizeof *c);
+    c->ts = ts;
+    c->v = v;
+    c->n = n;
+    c->o = o;
+    c->tnow = ts[n - 1];
+    c->tgt = c->tnow + o->horizon;
+    c->step = median_step(ts, n, scratch);
+    double hs = floor(o->horizon / c->step + 0.5);
+    c->h = hs < 1 ? 1 : hs > 1e9 ? 1000000000 : (size_t)hs;
+    if (n - 1 > c->h) {
+        size_t avail = (n - 1 - c->h) / 2;
+        c->ne = avail < o->eval_points ? avail : o->eval_points;
+        c->e0 = n - 1 - c->h - c->ne + 1;
+    }
+    if (c->ne == 0)
+        c->e0 = 0;
+    c->z = gsl_cdf_ugaussian_Pinv(0.5 + o->confidence / 2);
+    make_path(c);
+    return 0;
+}
+
+/* Per-model results the engine keeps besides struct pmodel. */
+struct scored {
+    struct pmodel m;
+    double mae; /* over the evaluation origins; NAN when none */
+};
+
+static void score(const struct pctx *c, struct scored *s)
+{
+    double sum = 0;
+    if (s->m.rc < 0 || c->ne == 0 || !s->m.eval_ok) {
+        s->mae = NAN;
+        return;
+    }
+    for (size_t k = 0; k < c->ne; k++)
+        sum += fabs(c->v[c->e0 + k + c->h] - s->m.fe[k]);
+    s->mae = sum / (double)c->ne;
+}
+
+static void fill_need(const struct pmodel *m, struct pred_forecast *f)
+{
+    memset(f, 0, sizeof *f);
+    f->need_n = m->need_n;
+    f->need_span = m->need_span;
+    f->fit = NAN;
+    f->mae = NAN;
+}
+
+/* Turns a scored model into a forecast with calibrated intervals. */
+static void finish(const struct pctx *c, const struct scored *s, const struct scored *last,
+                   enum pred_model which, double *scratch, struct pred_forecast *f)
+{
+    const struct pmodel *m = &s->m;
+    memset(f, 0, sizeof *f);
+    f->model = which;
+    f->value = m->value;
+    f->peak = m->peak;
+    f->peak_at = m->peak_at;
+    f->n = c->n;
+    f->step = c->step;
+    f->steps = c->h;
+    f->n_eval = c->ne;
+    f->mae = s->mae;
+    f->fit = NAN;
+    if (c->ne > 0 && last->mae > 0)
+        f->fit = s->mae / last->mae;
+    else if (c->ne > 0 && s->mae == 0)
+        f->fit = 1;
+    if (m->eval_ok && c->ne >= c->o->min_calib && c->ne >= 2) {
+        double lo, hi;
+        for (size_t k = 0; k < c->ne; k++)
+            scratch[k] = c->v[c->e0 + k + c->h] - m->fe[k];
+        error_quantiles(scratch, c->ne, c->o->confidence, &lo, &hi);
+        f->lower = m->value + lo;
+        f->upper = m->value + hi;
+        for (size_t k = 0; k < c->ne; k++) {
+            size_t o = c->e0 + k;
+            double mx = c->v[o + 1];
+            for (size_t j = o + 2; j <= o + c->h; j++)
+                mx = c->v[j] > mx ? c->v[j] : mx;
+            scratch[k] = mx - m->pe[k];
+        }
+        error_quantiles(scratch, c->ne, c->o->confidence, &lo, &hi);
+        f->peak_lower = m->peak + lo;
+        f->peak_upper = m->peak + hi;
+        f->calibrated = 1;
+    } else {
+        f->lower = m->value - m->half;
+        f->upper = m->value + m->half;
+        f->peak_lower = m->peak - m->half;
+        f->peak_upper = m->peak + m->half;
+    }
+    /* An interval always contains its own point forecast. */
+    f->lower = fmin(f->lower, f->value);
+    f->upper = fmax(f->upper, f->value);
+    f->peak_lower = fmin(f->peak_lower, f->peak);
+    f->peak_upper = fmax(f->peak_upper, f->peak);
+}
+
+/* Auto's rule: the simplest model whose rolling-origin MAE is within
+ * switch_margin of the best; persistence unless enough origins were scored. */
+static enum pred_model choose(const struct pctx *c, const struct scored *s)
+{
+    double best = INFINITY;
+    if (c->ne < c->o->min_calib || c->ne == 0)
+        return PRED_LAST;
+    for (int i = 0; i < PRED_NCONCRETE; i++) {
+        if (s[i].m.rc == 0 && s[i].mae < best)
+            best = s[i].mae;
+    }
+    for (int i = 0; i < PRED_NCONCRETE; i++) {
+        enum pred_model m = simplest_first[i];
+        if (s[m].m.rc == 0 && s[m].mae <= best * (1 + c->o->switch_margin))
+            return m;
+    }
+    return PRED_LAST;
+}
+
+static const size_t min_points = 3;
+
+/* Runs the models selected by `want` (bit per model) and fills out[] for each
+ * of them plus auto when want has bit PRED_AUTO. */
+static int run(const double *ts, const double *v, size_t n, const struct pred_opts *o,
+               unsigned want, struct pred_forecast *out)
+{
+    struct pred_opts defaults;
+    struct scored s[PRED_NCONCRETE];
+    struct pctx c;
+    double *scratch = NULL, *buf = NULL;
+
+    if (!o) {
+        pred_opts_default(&defaults);
+        o = &defaults;
+    }
+    if (!opts_valid(o) || !input_valid(ts, v, n))
+        return -EINVAL;
+    if (n < min_points) {
+        for (int i = 0; i <= PRED_AUTO; i++) {
+            memset(&out[i], 0, sizeof out[i]);
+            out[i].need_n = min_points;
+        }
+        return -ENODATA;
+    }
+    scratch = xmalloc(n * sizeof *scratch);
+    ctx_init(&c, ts, v, n, o, scratch);
+    buf = xmalloc((2 * c.ne + 1) * PRED_NCONCRETE * sizeof *buf);
+    want |= 1u << PRED_LAST;
+    if (want & (1u << PRED_AUTO))
+        want |= (1u << PRED_NCONCRETE) - 1;
+    for (int i = 0; i < PRED_NCONCRETE; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        s[i].m.rc = -ENODATA;
+        s[i].m.fe = buf + (size_t)(2 * i) * c.ne;
+        s[i].m.pe = buf + (size_t)(2 * i + 1) * c.ne;
+        if (!(want & (1u << i)))
+            continue;
+        model_fns[i](&c, &s[i].m);
+        score(&c, &s[i]);
+    }
+    for (int i = 0; i < PRED_NCONCRETE; i++) {
+        if (!(want & (1u << i)))
+            continue;
+        if (s[i].m.rc < 0)
+            fill_need(&s[i].m, &out[i]);
+        else
+            finish(&c, &s[i], &s[PRED_LAST], (enum pred_model)i, scratch, &out[i]);
+    }
+    if (want & (1u << PRED_AUTO)) {
+        enum pred_model m = choose(&c, s);
+        finish(&c, &s[m], &s[PRED_LAST], m, scratch, &out[PRED_AUTO]);
+    }
+    free(buf);
+    free(scratch);
+    return 0;
+}
+
+int pred_forecast(const double *ts, const double *v, size_t n, const struct pred_opts *o,
+                  struct pred_forecast *out)
+{
+    struct pred_forecast all[PRED_NCONCRETE + 1];
+    enum pred_model m = o ? o->model : PRED_AUTO;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((unsigned)m > PRED_AUTO)
+        return -EINVAL;
+    rc = run(ts, v, n, o, 1u << m, all);
+    if (rc == -ENODATA)
+        *out = all[m];
+    if (rc < 0)
+        return rc;
+    *out = all[m];
+    return out->n > 0 ? 0 : -ENODATA;
+}
+
+int pred_forecast_all(const double *ts, const double *v, size_t n, const struct pred_opts *o,
+                      struct pred_forecast out[PRED_NCONCRETE + 1])
+{
+    memset(out, 0, (PRED_NCONCRETE + 1) * sizeof *out);
+    return run(ts, v, n, o, 1u << PRED_AUTO, out);
+}
+
+char *pred_need_message(enum pred_model m, const struct pred_forecast *f, double have_span,
+                        size_t have_n, char *buf, size_t len)
+{
+    if (f->need_span > 0)
+        snprintf(buf, len, "%s needs %.0f s of history; have %.0f s", pred_model_name(m),
+                 f->need_span, have_span);
+    else
+        snprintf(buf, len, "%s needs at least %zu samples; have %zu", pred_model_name(m),
+                 f->need_n, have_n);
+    return buf;
+}

@@ -1,0 +1,239 @@
+/* The seasonal model: regression on time plus Fourier terms of the period,
+ * with an AR(1) correction of the current residual ("regression with AR
+ * errors", Hyndman & Athanasopoulos, FPP3 ch. 10).
+ *
+ *   y(t) = a + b x + sum_k c_k cos(k theta) + d_k sin(k theta) + e(t),
+ *   x = (t - now) / P, theta = 2 pi (t mod P) / P,  e(t+s) ~ phi^(s/step) e(t)
+ *
+ * The least-squares fit uses the normal equations accumulated as running
+ * sums X'X, X'y: cost O(n p^2) for the window, and every prefix of the
+ * window is available for free, so the rolling-origin forecasts are refitted
+ * on data before each origin at the price of a p x p Cholesky solve. Time is
+ * centred and scaled to periods and Fourier columns are nearly orthogonal over
+ * two or more periods, so the normal equations are well conditioned here; a
+ * tiny ridge keeps degenerate sampling (all samples at one phase) solvable. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "predictor_int.h"
+#include "xalloc.h"
+
+#define MAXP (2 + 2 * 12)
+
+struct sfit {
+    double beta[MAXP];
+    double phi;  /* AR(1) coefficient per sampling step, in [0, 1] */
+    double sd_e; /* sd of the AR innovations */
+    int p, K;
+    double P, tnow, step;
+    double r_last, t_last; /* residual and time of the origin */
+};
+
+/* Fills b[0..p-1] with the regressors at time t. */
+static void basis(int K, double P, double tnow, double t, double *b)
+{
+    double th = 2 * M_PI * fmod(t, P) / P;
+    double c1 = cos(th), s1 = sin(th), ck = c1, sk = s1;
+    b[0] = 1;
+    b[1] = (t - tnow) / P;
+    for (int k = 0; k < K; k++) {
+        b[2 + 2 * k] = ck;
+        b[3 + 2 * k] = sk;
+        double cn = ck * c1 - sk * s1;
+        sk = sk * c1 + ck * s1;
+        ck = cn;
+    }
+}
+
+static double dot(const double *a, const double *b, int p)
+{
+    double s = 0;
+    for (int i = 0; i < p; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Solves (A + ridge) beta = r for symmetric positive definite A (packed upper
+ * rows, as accumulated) by Cholesky-Banachiewicz. Returns 0 or -EDOM. */
+static int solve(const double *A, const double *r, int p, double *beta)
+{
+    double L[MAXP][MAXP], y[MAXP];
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j <= i; j++) {
+            double s = A[j * p + i];
+            if (i == j)
+                s += 1e-9 * s + 1e-12;
+            for (int k = 0; k < j; k++)
+                s -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (!(s > 0))
+                    return -EDOM;
+                L[i][i] = sqrt(s);
+            } else {
+                L[i][j] = s / L[j][j];
+            }
+        }
+    }
+    for (int i = 0; i < p; i++) {
+        double s = r[i];
+        for (int k = 0; k < i; k++)
+            s -= L[i][k] * y[k];
+        y[i] = s / L[i][i];
+    }
+    for (int i = p - 1; i >= 0; i--) {
+        double s = y[i];
+        for (int k = i + 1; k < p; k++)
+            s -= L[k][i] * beta[k];
+        beta[i] = s / L[i][i];
+    }
+    return 0;
+}
+
+/* Adds row b (value y) to the sums: A upper triangle (A[j*p+i], j <= i). */
+static void accumulate(double *A, double *r, const double *b, double y, int p)
+{
+    for (int j = 0; j < p; j++) {
+        double bj = b[j];
+        double *row = A + j * p;
+        for (int i = j; i < p; i++)
+            row[i] += bj * b[i];
+        r[j] += bj * y;
+    }
+}
+
+/* AR(1) of the residuals of rows [0, end) under f->beta. */
+static void fit_ar(const struct pctx *c, const double *B, size_t end, struct sfit *f)
+{
+    double sxy = 0, sxx = 0, prev = 0;
+    int p = f->p;
+    for (size_t i = 0; i < end; i++) {
+        double r = c->v[i] - dot(B + i * p, f->beta, p);
+        if (i > 0) {
+            sxy += r * prev;
+            sxx += prev * prev;
+        }
+        prev = r;
+    }
+    f->phi = sxx > 0 ? sxy / sxx : 0;
+    f->phi = f->phi < 0 ? 0 : f->phi > 1 ? 1 : f->phi;
+    double se = 0;
+    prev = 0;
+    for (size_t i = 0; i < end; i++) {
+        double r = c->v[i] - dot(B + i * p, f->beta, p);
+        if (i > 0)
+            se += (r - f->phi * prev) * (r - f->phi * prev);
+        prev = r;
+    }
+    f->sd_e = end > (size_t)p + 1 ? sqrt(se / (double)(end - (size_t)p - 1)) : 0;
+}
+
+static double decay(const struct sfit *f, double lead)
+{
+    return f->phi >= 1 ? 1 : f->phi <= 0 ? 0 : pow(f->phi, lead / f->step);
+}
+
+static double sfit_at(const void *st, double t)
+{
+    const struct sfit *f = st;
+    double b[MAXP];
+    basis(f->K, f->P, f->tnow, t, b);
+    return dot(b, f->beta, f->p) + decay(f, t - f->t_last) * f->r_last;
+}
+
+/* Forecast of row j from origin o using the stored regressors. */
+static double row_forecast(const struct pctx *c, const double *B, const struct sfit *f, size_t o,
+                           size_t j, double r_o)
+{
+    return dot(B + j * f->p, f->beta, f->p) + decay(f, c->ts[j] - c->ts[o]) * r_o;
+}
+
+static void eval(const struct pctx *c, const double *B, double *A, double *r, struct sfit *f,
+                 struct pmodel *m)
+{
+    size_t refit_every = c->ne / 8 + 1, next = c->e0;
+    int p = f->p;
+
+    if (c->ne == 0 || c->ts[c->e0] - c->ts[0] < c->o->period)
+        return;
+    for (size_t i = 0; i <= c->e0; i++)
+        accumulate(A, r, B + i * p, c->v[i], p);
+    if (solve(A, r, p, f->beta) < 0)
+        return;
+    fit_ar(c, B, c->e0 + 1, f);
+    for (size_t k = 0; k < c->ne; k++) {
+        size_t o = c->e0 + k;
+        if (k > 0)
+            accumulate(A, r, B + o * p, c->v[o], p);
+        if (o >= next) {
+            if (solve(A, r, p, f->beta) < 0)
+                return;
+            next = o + refit_every;
+        }
+        double r_o = c->v[o] - dot(B + o * p, f->beta, p);
+        double best = row_forecast(c, B, f, o, o + c->h, r_o);
+        m->fe[k] = best;
+        size_t cnt = c->h < PRED_PATH_MAX ? c->h : PRED_PATH_MAX;
+        for (size_t q = 1; q < cnt; q++) {
+            double y = row_forecast(c, B, f, o, o + (q * c->h) / cnt, r_o);
+            best = y > best ? y : best;
+        }
+        m->pe[k] = best;
+    }
+    m->eval_ok = 1;
+}
+
+void pm_seasonal(const struct pctx *c, struct pmodel *m)
+{
+    struct sfit f = {0};
+    double *B = NULL, A[MAXP * MAXP], r[MAXP];
+    f.K = c->o->harmonics;
+    f.p = 2 + 2 * f.K;
+    f.P = c->o->period;
+    f.tnow = c->tnow;
+    f.step = c->step;
+    int p = f.p;
+
+    m->rc = -ENODATA;
+    if (c->tnow - c->ts[0] < 2 * f.P) {
+        m->need_span = 2 * f.P;
+        return;
+    }
+    if (c->n < 3 * (size_t)p) {
+        m->need_n = 3 * (size_t)p;
+        return;
+    }
+    B = xmalloc(c->n * (size_t)p * sizeof *B);
+    for (size_t i = 0; i < c->n; i++)
+        basis(f.K, f.P, f.tnow, c->ts[i], B + i * p);
+    memset(A, 0, sizeof A);
+    memset(r, 0, sizeof r);
+    eval(c, B, A, r, &f, m);
+    /* The final fit continues the sums from where the evaluation stopped. */
+    size_t done = c->ne > 0 && m->eval_ok ? c->e0 + c->ne : 0;
+    if (!m->eval_ok) {
+        memset(A, 0, sizeof A);
+        memset(r, 0, sizeof r);
+    }
+    for (size_t i = done; i < c->n; i++)
+        accumulate(A, r, B + i * p, c->v[i], p);
+    if (solve(A, r, p, f.beta) < 0) {
+        m->need_n = 2 * (size_t)p;
+        goto out;
+    }
+    fit_ar(c, B, c->n, &f);
+    f.t_last = c->tnow;
+    f.r_last = c->v[c->n - 1] - dot(B + (c->n - 1) * p, f.beta, p);
+    m->rc = 0;
+    m->value = sfit_at(&f, c->tgt);
+    pred_path_peak(c, sfit_at, &f, m);
+    double sum = 0, phi2 = f.phi * f.phi, term = 1;
+    for (size_t j = 0; j < c->h && j < 100000; j++) {
+        sum += term;
+        term *= phi2;
+    }
+    m->half = c->z * f.sd_e * sqrt(sum);
+out:
+    free(B);
+}
