@@ -782,12 +782,13 @@ static void conn_read(struct run *r, struct conn *c)
 
 /* ---- CPU accounting ------------------------------------------------------- */
 
-static double self_cpu_s(void)
+/* This process's CPU seconds so far: user (out) and system (returned). */
+static double self_cpu_s(double *user /* out */)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
+    *user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+    return (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 /* CPU seconds used so far by process pid (all its threads), or -1. */
@@ -840,7 +841,7 @@ static void check_timeouts(struct run *r, uint64_t now)
 
 struct window {
     uint64_t t0, t1;
-    double cpu0, cpu1, srv0, srv1;
+    double usr0, usr1, sys0, sys1, srv0, srv1;
 };
 
 static void run_loop(struct run *r, struct window *w /* out */)
@@ -860,13 +861,13 @@ static void run_loop(struct run *r, struct window *w /* out */)
             memset(&r->win, 0, sizeof r->win);
             r->phase = PH_MEASURE;
             w->t0 = now;
-            w->cpu0 = self_cpu_s();
+            w->sys0 = self_cpu_s(&w->usr0);
             w->srv0 = op->watch_pid ? proc_cpu_s(op->watch_pid) : -1;
         }
         if (r->phase == PH_MEASURE && now >= t_end) {
             r->phase = PH_DRAIN;
             w->t1 = now;
-            w->cpu1 = self_cpu_s();
+            w->sys1 = self_cpu_s(&w->usr1);
             w->srv1 = op->watch_pid ? proc_cpu_s(op->watch_pid) : -1;
         }
         if (r->phase == PH_DRAIN && (r->inflight == 0 || now >= t_drain_end))
@@ -1110,7 +1111,9 @@ static void print_results(const struct run *r, const struct window *w)
     double p50 = hist_pct(&r->win.lat, 0.50) / 1e6, p99 = hist_pct(&r->win.lat, 0.99) / 1e6;
     double mx = r->win.lat.max / 1e6;
     double mean = r->win.lat.total ? r->win.lat.sum / (double)r->win.lat.total / 1e6 : 0;
-    double gen_cpu = 100.0 * (w->cpu1 - w->cpu0) / secs;
+    double gen_usr = 100.0 * (w->usr1 - w->usr0) / secs;
+    double gen_sys = 100.0 * (w->sys1 - w->sys0) / secs;
+    double gen_cpu = gen_usr + gen_sys;
     double srv_cpu = w->srv0 >= 0 && w->srv1 >= 0 ? 100.0 * (w->srv1 - w->srv0) / secs : -1;
     int64_t ticks = op->shape == SHAPE_BATCH ? (int64_t)r->next_req : r->max_tick + 1;
     double ts_next = (double)(op->ts_start_ms + ticks * op->interval_ms) / 1000.0;
@@ -1126,7 +1129,8 @@ static void print_results(const struct run *r, const struct window *w)
     printf("  acknowledged: %" PRIu64 " samples in %" PRIu64 " requests (warm-up and drain "
            "included); rejected %" PRIu64 ", unknown outcome %" PRIu64 "\n",
            r->acked_samples, r->acked_reqs, r->rejected_samples, r->lost_samples);
-    printf("  CPU: loadgen %.1f%% of one core", gen_cpu);
+    printf("  CPU: loadgen %.1f%% of one core (user %.1f%%, system %.1f%%)", gen_cpu, gen_usr,
+           gen_sys);
     if (srv_cpu >= 0)
         printf(", server (pid %d) %.1f%%", op->watch_pid, srv_cpu);
     printf("\n");
