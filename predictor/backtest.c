@@ -14,7 +14,7 @@
 #include "xalloc.h"
 
 static const char *const series_names[BT_NSERIES] = {
-    "last", "linear", "seasonal", "holt", "auto", "peer:yesterday", "peer:linreg-1h",
+    "last", "linear", "seasonal", "holt", "snaive", "auto", "peer:yesterday", "peer:linreg-1h",
     "peer:hw-daily"};
 
 const char *bt_series_name(enum bt_series s)

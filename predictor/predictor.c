@@ -13,11 +13,12 @@
 #include "predictor_int.h"
 #include "xalloc.h"
 
-static const char *const model_names[] = {"last", "linear", "seasonal", "holt", "auto"};
+static const char *const model_names[] = {"last", "linear", "seasonal", "holt",
+                                                    "snaive", "auto"};
 
 /* Simplicity order auto prefers on near ties. */
-static const enum pred_model simplest_first[PRED_NCONCRETE] = {PRED_LAST, PRED_LINEAR,
-                                                                PRED_HOLT, PRED_SEASONAL};
+static const enum pred_model simplest_first[PRED_NCONCRETE] = {
+    PRED_LAST, PRED_LINEAR, PRED_HOLT, PRED_SNAIVE, PRED_SEASONAL};
 
 int pred_model_parse(const char *name, enum pred_model *out)
 {
@@ -45,6 +46,7 @@ void pred_opts_default(struct pred_opts *o)
     o->harmonics = 4;
     o->linear_window = 3600;
     o->halflife = 0;
+    o->profile_days = 1;
     o->eval_points = 288;
     o->min_calib = 30;
     o->switch_margin = 0.02;
@@ -54,7 +56,8 @@ static int opts_valid(const struct pred_opts *o)
 {
     return (unsigned)o->model <= PRED_AUTO && isfinite(o->horizon) && o->horizon > 0 &&
            o->confidence > 0 && o->confidence < 1 && isfinite(o->period) && o->period > 0 &&
-           o->harmonics >= 1 && o->harmonics <= 12 && o->linear_window >= 0 &&
+           o->harmonics >= 1 && o->harmonics <= 12 && o->profile_days >= 1 &&
+           o->profile_days <= 28 && o->linear_window >= 0 &&
            isfinite(o->linear_window) && o->halflife >= 0 && isfinite(o->halflife) &&
            o->switch_margin >= 0 && o->switch_margin < 1;
 }
@@ -164,7 +167,8 @@ void pm_last(const struct pctx *c, struct pmodel *m)
 }
 
 typedef void (*model_fn)(const struct pctx *c, struct pmodel *m);
-static const model_fn model_fns[PRED_NCONCRETE] = {pm_last, pm_linear, pm_seasonal, pm_holt};
+static const model_fn model_fns[PRED_NCONCRETE] = {pm_last, pm_linear, pm_seasonal, pm_holt,
+                                                   pm_snaive};
 
 /* Fills the path times: tnow + k*step for k < h (at most PRED_PATH_MAX - 1,
  * evenly spread) and then tgt. */

@@ -14,6 +14,10 @@
  *             needs two periods of history.
  *   holt      Holt's linear-trend exponential smoothing on irregular time, the
  *             smoothing constants chosen on the window's one-step errors.
+ *   snaive    seasonal naive with an AR(1) correction: the mean of the values
+ *             at the same phase of the last `profile_days` periods, plus the
+ *             current deviation from that profile decayed at its AR(1) rate;
+ *             needs two periods of history.
  *   auto      scores every available model by rolling-origin error on the
  *             window's recent history at the requested horizon and keeps the
  *             simplest one close to the best, or the last value when nothing
@@ -29,12 +33,12 @@
 
 #include <stddef.h>
 
-enum pred_model { PRED_LAST, PRED_LINEAR, PRED_SEASONAL, PRED_HOLT, PRED_AUTO };
+enum pred_model { PRED_LAST, PRED_LINEAR, PRED_SEASONAL, PRED_HOLT, PRED_SNAIVE, PRED_AUTO };
 
 /* Number of concrete models (all but PRED_AUTO). */
-#define PRED_NCONCRETE 4
+#define PRED_NCONCRETE 5
 
-/* Parses "last", "linear", "seasonal", "holt", "auto". Returns 0, or -EINVAL
+/* Parses "last", "linear", "seasonal", "holt", "snaive", "auto". Returns 0, or -EINVAL
  * (leaving *out untouched). */
 int pred_model_parse(const char *name, enum pred_model *out);
 
@@ -50,6 +54,7 @@ struct pred_opts {
     double linear_window;  /* seconds the linear model fits; 0: all given (default 3600) */
     double halflife;       /* recency weight half-life of the linear model in
                             * seconds; 0: unweighted (default 0) */
+    int profile_days;      /* periods the snaive profile averages, 1..28 (default 1) */
     size_t eval_points;    /* rolling-origin forecasts auto scores and calibrates
                             * on, at most (default 288); at most half the window */
     size_t min_calib;      /* fewer rolling-origin errors than this: textbook

@@ -54,5 +54,6 @@ void pm_last(const struct pctx *c, struct pmodel *m);
 void pm_linear(const struct pctx *c, struct pmodel *m);
 void pm_seasonal(const struct pctx *c, struct pmodel *m);
 void pm_holt(const struct pctx *c, struct pmodel *m);
+void pm_snaive(const struct pctx *c, struct pmodel *m);
 
 #endif
