@@ -1,0 +1,453 @@
+/* HTTP front of scalecastd: routing, auth, ingest with deferred replies,
+ * graceful shutdown. */
+#include "server_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/thread.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define SHUTDOWN_GRACE 10.0 /* seconds in-flight requests get after SIGTERM */
+
+/* An ingest request waiting for its group commit. */
+struct pending {
+    struct server *srv;
+    struct evhttp_request *req;
+    size_t n;
+    int status;
+    char err[256];
+    struct pending *next;
+};
+
+double srv_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void srv_count(struct server *s, int code)
+{
+    if (code >= 0 && code < CODE_SLOTS)
+        s->requests_by_code[code]++;
+}
+
+void srv_reply_json(struct server *s, struct evhttp_request *req, int code, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, text, strlen(text));
+    evbuffer_add(buf, "\n", 1);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_send_reply(req, code, NULL, buf);
+    evbuffer_free(buf);
+    srv_count(s, code);
+}
+
+void srv_reply_error(struct server *s, struct evhttp_request *req, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    srv_reply_json(s, req, code, json_pack("{ss}", "error", msg));
+}
+
+int srv_query(struct server *s, struct evhttp_request *req, struct evkeyvalq *q)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    q->tqh_first = NULL;
+    q->tqh_last = &q->tqh_first;
+    if (query && evhttp_parse_query_str(query, q) < 0) {
+        srv_reply_error(s, req, 400, "malformed query string");
+        return -1;
+    }
+    return 0;
+}
+
+int srv_param_double(struct server *s, struct evhttp_request *req, struct evkeyvalq *q,
+                     const char *name, double *out)
+{
+    const char *v = evhttp_find_header(q, name);
+    if (!v)
+        return 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end != '\0' || !isfinite(d)) {
+        srv_reply_error(s, req, 400, "parameter '%s': '%.64s' is not a number", name, v);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Constant-time comparison, so a token cannot be guessed byte by byte from
+ * response times. */
+static bool token_equal(const char *given, size_t glen, const char *want)
+{
+    size_t wlen = strlen(want);
+    unsigned char diff = (unsigned char)(glen != wlen);
+    for (size_t i = 0; i < wlen; i++)
+        diff |= (unsigned char)(want[i] ^ (i < glen ? given[i] : 0));
+    return diff == 0;
+}
+
+/* Checks the Authorization header against the tokens that may use this
+ * route. The admin token may use every route. */
+static bool authorized(struct server *s, struct evhttp_request *req, enum auth_class cls)
+{
+    const struct server_config *c = &s->cfg->server;
+    const char *want = cls == AUTH_INGEST ? c->ingest_token : cls == AUTH_READ ? c->read_token
+                                                                               : NULL;
+    if (cls == AUTH_NONE || (!want && !c->admin_token))
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h)
+        return false;
+    /* "Bearer TOKEN", or "Token TOKEN" as InfluxDB clients send it. */
+    const char *tok = NULL;
+    if (strncasecmp(h, "Bearer ", 7) == 0)
+        tok = h + 7;
+    else if (strncasecmp(h, "Token ", 6) == 0)
+        tok = h + 6;
+    if (!tok)
+        return false;
+    size_t len = strlen(tok);
+    bool ok = false;
+    if (want)
+        ok |= token_equal(tok, len, want);
+    if (c->admin_token)
+        ok |= token_equal(tok, len, c->admin_token);
+    return ok;
+}
+
+/* ---- Ingest ----------------------------------------------------------- */
+
+/* Called on the store's writer thread: hand the outcome to the loop. */
+static void ingest_done(void *arg, int status, const char *err)
+{
+    struct pending *p = arg;
+    struct server *s = p->srv;
+    p->status = status;
+    if (err)
+        snprintf(p->err, sizeof p->err, "%s", err);
+    pthread_mutex_lock(&s->done_lock);
+    p->next = s->done_head;
+    s->done_head = p;
+    pthread_mutex_unlock(&s->done_lock);
+    event_active(s->notify, EV_READ, 0);
+}
+
+/* On the loop thread: answer every request whose commit finished. */
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->done_lock);
+    struct pending *p = s->done_head;
+    s->done_head = NULL;
+    pthread_mutex_unlock(&s->done_lock);
+    while (p) {
+        struct pending *next = p->next;
+        if (p->status == 0) {
+            srv_reply_json(s, p->req, 200, json_pack("{sI}", "accepted", (json_int_t)p->n));
+        } else {
+            int code = p->status == -ENOSPC ? 503 : 500;
+            srv_reply_error(s, p->req, code, "%s; nothing of this batch was stored, retry later",
+                            p->err);
+        }
+        s->inflight--;
+        free(p);
+        p = next;
+    }
+}
+
+static void handle_ingest(struct server *s, struct evhttp_request *req)
+{
+    const char *ctype =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (ctype && strncasecmp(ctype, "application/json", 16) != 0) {
+        srv_reply_error(s, req, 415, "Content-Type must be application/json, not '%.64s'", ctype);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    struct ingest_batch b;
+    char err[512];
+    if (ingest_parse_json(body ? body : "", len, &b, err, sizeof err) < 0) {
+        s->samples_rejected++;
+        srv_reply_error(s, req, 400, "%s", err);
+        return;
+    }
+    if (b.n == 0) {
+        ingest_batch_free(&b);
+        srv_reply_json(s, req, 200, json_pack("{si}", "accepted", 0));
+        return;
+    }
+    struct pending *p = xcalloc(1, sizeof *p);
+    p->srv = s;
+    p->req = req;
+    p->n = b.n;
+    s->inflight++;
+    store_submit(s->st, b.samples, b.n, ingest_done, p);
+    ingest_batch_free(&b);
+}
+
+static void handle_healthz(struct server *s, struct evhttp_request *req)
+{
+    struct store_stats st;
+    store_get_stats(s->st, &st);
+    if (s->stopping) {
+        srv_reply_error(s, req, 503, "shutting down");
+        return;
+    }
+    if (store_writable(s->st) < 0) {
+        srv_reply_error(s, req, 503, "database is not writable: the last commit failed");
+        return;
+    }
+    srv_reply_json(s, req, 200, json_pack("{ss}", "status", "ok"));
+}
+
+/* ---- Routing -------------------------------------------------------- */
+
+struct route {
+    const char *path;
+    enum evhttp_cmd_type method;
+    enum auth_class auth;
+    void (*fn)(struct server *s, struct evhttp_request *req);
+};
+
+static const struct route routes[] = {
+    {"/api/v1/metrics", EVHTTP_REQ_POST, AUTH_INGEST, handle_ingest},
+    {"/healthz", EVHTTP_REQ_GET, AUTH_NONE, handle_healthz},
+    {"/api/v1/nodes", EVHTTP_REQ_GET, AUTH_READ, query_nodes},
+    {"/api/v1/series", EVHTTP_REQ_GET, AUTH_READ, query_series},
+    {"/api/v1/stats", EVHTTP_REQ_GET, AUTH_READ, query_stats},
+    {"/api/v1/forecast", EVHTTP_REQ_GET, AUTH_READ, query_forecast},
+    {"/api/v1/services", EVHTTP_REQ_GET, AUTH_READ, query_services},
+    {"/api/v1/decisions", EVHTTP_REQ_GET, AUTH_READ, query_decisions},
+    {"/api/v1/export.csv", EVHTTP_REQ_GET, AUTH_READ, export_csv},
+    {"/api/v1/decisions.csv", EVHTTP_REQ_GET, AUTH_READ, export_decisions_csv},
+    {"/metrics", EVHTTP_REQ_GET, AUTH_READ, query_metrics},
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    return m == EVHTTP_REQ_POST ? "POST" : m == EVHTTP_REQ_GET ? "GET" : "?";
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct server *s = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!path)
+        path = "/";
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const struct route *match = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].path, path) != 0)
+            continue;
+        path_known = true;
+        if (routes[i].method == method || (routes[i].method == EVHTTP_REQ_GET &&
+                                           method == EVHTTP_REQ_HEAD)) {
+            match = &routes[i];
+            break;
+        }
+    }
+    if (!match) {
+        if (path_known) {
+            for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+                if (strcmp(routes[i].path, path) == 0)
+                    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                                      method_name(routes[i].method));
+            }
+            srv_reply_error(s, req, 405, "method not allowed on %s", path);
+        } else {
+            srv_reply_error(s, req, 404, "no such endpoint: %.128s", path);
+        }
+        return;
+    }
+    if (!authorized(s, req, match->auth)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"scalecast\"");
+        srv_reply_error(s, req, 401, "missing or wrong token");
+        return;
+    }
+    match->fn(s, req);
+}
+
+/* ---- Lifecycle ---------------------------------------------------------- */
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    double waited = srv_now() - s->started;
+    if ((s->inflight == 0 && s->exports == 0) || waited > SHUTDOWN_GRACE) {
+        if (s->inflight || s->exports)
+            log_warn("server", "shutdown: giving up on %u pending replies and %u exports",
+                     s->inflight, s->exports);
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(s->drain_timer, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_info("server", "received %s: no longer accepting connections, finishing %u requests",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", s->inflight);
+    if (s->bound) {
+        evhttp_del_accept_socket(s->http, s->bound);
+        s->bound = NULL;
+    }
+    s->started = srv_now();
+    s->drain_timer = evtimer_new(s->base, on_drain_check, s);
+    on_drain_check(-1, 0, s);
+}
+
+static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return -1;
+    size_t hl = (size_t)(colon - listen);
+    if (listen[0] == '[' && colon[-1] == ']') { /* [::1]:8080 */
+        listen++;
+        hl -= 2;
+    }
+    if (hl >= hostlen)
+        return -1;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+int server_create(const struct config *cfg, struct store *st, struct server **out, char *err,
+                  size_t errlen)
+{
+    const struct server_config *c = &cfg->server;
+    char host[256];
+    int port;
+    if (split_listen(c->listen, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "listen address '%s': expected HOST:PORT", c->listen);
+        return -1;
+    }
+    bool any_token = c->ingest_token || c->read_token || c->admin_token;
+    if (!is_loopback(host) && !any_token && !c->allow_unauthenticated) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s without tokens: set ingest_token/read_token in "
+                 "[server], or allow_unauthenticated = true to accept anyone on the network",
+                 c->listen);
+        return -1;
+    }
+    static bool threads_ready;
+    if (!threads_ready) {
+        evthread_use_pthreads();
+        threads_ready = true;
+    }
+    struct server *s = xcalloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->st = st;
+    pthread_mutex_init(&s->done_lock, NULL);
+    s->base = event_base_new();
+    s->http = evhttp_new(s->base);
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)c->max_body_bytes);
+    evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_bytes);
+    evhttp_set_timeout(s->http, (int)ceil(c->request_timeout));
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(s->http, on_request, s);
+    s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
+    if (!s->bound) {
+        snprintf(err, errlen, "cannot listen on %s: %s", c->listen, strerror(errno));
+        server_free(s);
+        return -1;
+    }
+    if (store_reader_open(st, &s->reader) < 0) {
+        snprintf(err, errlen, "cannot open a database reader");
+        server_free(s);
+        return -1;
+    }
+    s->notify = event_new(s->base, -1, EV_PERSIST | EV_READ, on_notify, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    event_add(s->sigterm, NULL);
+    event_add(s->sigint, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_info("server", "listening on http://%s", c->listen);
+    *out = s;
+    return 0;
+}
+
+void server_set_services(struct server *s, json_t *(*fn)(void *arg), void *arg)
+{
+    s->services_fn = fn;
+    s->services_arg = arg;
+}
+
+int server_run(struct server *s)
+{
+    event_base_dispatch(s->base);
+    return 0;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    if (s->http)
+        evhttp_free(s->http);
+    if (s->notify)
+        event_free(s->notify);
+    if (s->sigterm)
+        event_free(s->sigterm);
+    if (s->sigint)
+        event_free(s->sigint);
+    if (s->drain_timer)
+        event_free(s->drain_timer);
+    store_reader_close(s->reader);
+    if (s->base)
+        event_base_free(s->base);
+    pthread_mutex_destroy(&s->done_lock);
+    free(s);
+}
