@@ -16,7 +16,7 @@
 #include "xalloc.h"
 
 #define CHUNK_MAX 256            /* points per chunk */
-#define OPS_PER_TXN 512          /* compaction writes per transaction */
+#define OPS_PER_TXN 128          /* compaction writes per transaction */
 #define COMPACT_MIN_SAMPLES 50000 /* compact early once this many are pending */
 #define COMPACT_INTERVAL 2.0     /* seconds between compaction rounds otherwise */
 #define RETENTION_INTERVAL 60.0  /* seconds between retention sweeps */
@@ -726,6 +726,12 @@ static void commit_jobs(struct store *st, struct wstmts *w, struct job *jobs)
 static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
 {
     sqlite3 *db = st->wdb;
+    /* Compaction needs no fsync of its own: until its last slice deletes the
+     * log rows, the log still holds every sample, and re-applying a lost
+     * slice is harmless. The next ingest commit (synchronous=FULL) syncs the
+     * whole WAL, these frames included. */
+    if (st->sync_full)
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     size_t end = r->next + OPS_PER_TXN;
     if (end > r->nops)
@@ -752,8 +758,11 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    if (rc != SQLITE_OK)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (st->sync_full)
+        sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
         log_warn("store", "compaction write failed (will retry): %s", sqlite3_errstr(rc));
         return -1;
     }
