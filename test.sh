@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One command for a newcomer and for CI: install what is missing, build with
+# warnings as errors, and run the whole test suite (ctest), then the same
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   SCALECAST_SKIP_ASAN=1 ./test.sh   skips the sanitizer pass
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh --test
+if [[ -x tests/docker/engine.sh ]]; then
+  tests/docker/engine.sh
+fi
+BUILD_DIR=build-test scripts/build.sh -DWERROR=ON
+(cd build-test && ctest --output-on-failure --timeout 600)
+if [[ -z "${SCALECAST_SKIP_ASAN:-}" ]]; then
+  BUILD_DIR=build-asan scripts/build.sh -DWERROR=ON -DSANITIZE=address,undefined
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600 -LE no-asan)
+fi
