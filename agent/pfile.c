@@ -41,6 +41,17 @@ static int read_all(int fd, struct buf *out)
         if (n == 0)
             break;
         out->len += (size_t)n;
+        /* A short read ends the file, which saves a second pread per file
+         * (and a seq_file regenerates its whole text to answer a read at an
+         * offset, so that read costs as much as the first). For regular
+         * files a short read means EOF. A seq_file stops short only at its
+         * end or when the next record does not fit its buffer (at least a
+         * page): one-record files (single_open: /proc/stat, cgroup files)
+         * come whole; per-line files (diskstats, net/dev) have lines far
+         * shorter than 512 bytes, so a read that stopped early is longer
+         * than a page minus 512. */
+        if ((size_t)n < room && out->len < 4096 - 512)
+            break;
     }
     out->p[out->len] = '\0';
     return 0;
