@@ -110,7 +110,8 @@ static int scan_segments(struct spool *sp)
         free(path);
     }
     closedir(d);
-    qsort(sp->segs, sp->nsegs, sizeof *sp->segs, cmp_seg);
+    if (sp->nsegs > 1)
+        qsort(sp->segs, sp->nsegs, sizeof *sp->segs, cmp_seg);
     return 0;
 }
 
