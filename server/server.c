@@ -270,6 +270,13 @@ static void on_request(struct evhttp_request *req, void *arg)
             break;
         }
     }
+    if (!match && !path_known && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD) &&
+        (strcmp(path, "/") == 0 || !strchr(path + 1, '/') || strncmp(path, "/lib/", 5) == 0)) {
+        /* The dashboard is public like any static page: its data comes
+         * from the API, which checks the read token. */
+        if (webui_handle(s, req, path))
+            return;
+    }
     if (!match) {
         if (path_known) {
             for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {

@@ -73,4 +73,8 @@ void export_decisions_csv(struct server *s, struct evhttp_request *req);
 
 double srv_now(void);
 
+/* Serves GET PATH from the embedded dashboard or /lib/ (Debian's
+ * /usr/share/javascript). Returns false if PATH is not one of those. */
+bool webui_handle(struct server *s, struct evhttp_request *req, const char *path);
+
 #endif
