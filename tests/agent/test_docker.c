@@ -3,9 +3,12 @@
  * accounting of the burning process over the same second), an idle one near
  * zero, both with their memory, and the burner with its compose service.
  *
- * Usage: test_agent_docker AGENT
- * Exits 77 (skipped) only when no Docker engine can be reached. Every
- * container it creates is removed, also on failure. */
+ * Usage: test_agent_docker AGENT [ENGINE_SCRIPT]
+ * With tests/docker/engine.sh (the shared helper that starts an engine when
+ * none runs and imports the busybox test image) it uses that; otherwise it
+ * imports its own image from /bin/busybox. Exits 77 (skipped) only when no
+ * Docker engine can be reached. Every container it creates is removed, also
+ * on failure. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,9 +21,10 @@
 #include "harness.h"
 #include "unit.h"
 
-#define IMAGE "scalecast-agent-test/busybox:latest"
+#define OWN_IMAGE "scalecast-agent-test/busybox:latest"
 
 static char burn[64], idle[64];
+static const char *image = OWN_IMAGE;
 static const char *sock = "/var/run/docker.sock";
 
 static int engine_reachable(void)
@@ -51,11 +55,11 @@ static int sh(const char *cmd)
 /* Imports a one-binary busybox image (no registry is needed). */
 static int ensure_image(void)
 {
-    if (sh("docker image inspect " IMAGE " >/dev/null 2>&1") == 0)
+    if (sh("docker image inspect " OWN_IMAGE " >/dev/null 2>&1") == 0)
         return 0;
     return sh("set -e; d=$(mktemp -d); mkdir $d/bin; cp /bin/busybox $d/bin/busybox; "
               "for a in sh sleep; do ln -s busybox $d/bin/$a; done; "
-              "tar -C $d -cf $d.tar .; docker import $d.tar " IMAGE " >/dev/null; "
+              "tar -C $d -cf $d.tar .; docker import $d.tar " OWN_IMAGE " >/dev/null; "
               "rm -rf $d $d.tar");
 }
 
@@ -98,18 +102,27 @@ static const json_t *sample_of(const json_t *samples, const char *name)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s AGENT\n", argv[0]);
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: %s AGENT [ENGINE_SCRIPT]\n", argv[0]);
         return 2;
     }
     const char *dh = getenv("DOCKER_HOST");
     if (dh && strncmp(dh, "unix://", 7) == 0)
         sock = dh + 7;
-    if (!engine_reachable()) {
+    int shared = argc == 3 && access(argv[2], X_OK) == 0;
+    if (shared) {
+        /* Starts an engine if none runs and imports the shared test image. */
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "%s >&2", argv[2]);
+        if (sh(cmd) != 0 || !engine_reachable()) {
+            fprintf(stderr, "SKIP: no Docker engine could be reached or started (%s)\n", argv[2]);
+            return 77;
+        }
+        image = getenv("SC_TEST_IMAGE") ? getenv("SC_TEST_IMAGE") : "scalecast-busybox:test";
+    } else if (!engine_reachable()) {
         fprintf(stderr, "SKIP: no Docker engine reachable at %s (start dockerd)\n", sock);
         return 77;
-    }
-    if (ensure_image() != 0) {
+    } else if (ensure_image() != 0) {
         fprintf(stderr, "cannot make the test image from /bin/busybox (busybox-static)\n");
         return 1;
     }
@@ -118,10 +131,10 @@ int main(int argc, char **argv)
     atexit(cleanup);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "docker run -d --name %s --label com.docker.compose.service=burnsvc " IMAGE
+             "docker run -d --name %s --label com.docker.compose.service=burnsvc %s"
              " sh -c 'while :; do :; done' >/dev/null && "
-             "docker run -d --name %s " IMAGE " sleep 600 >/dev/null",
-             burn, idle);
+             "docker run -d --name %s %s sleep 600 >/dev/null",
+             burn, image, idle, image);
     CHECK(sh(cmd) == 0);
     snprintf(cmd, sizeof cmd, "docker inspect -f '{{.State.Pid}}' %s", burn);
     FILE *p = popen(cmd, "r");
