@@ -95,6 +95,9 @@ fi
 
 # ---- servers ----------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/scalecast-bench.XXXXXX")
+if [ "$(stat -f -c %T "$TMP")" = tmpfs ]; then
+    echo "run.sh: warning: $TMP is on tmpfs, where fsync costs nothing; set TMPDIR to a disk" >&2
+fi
 PIDS=()
 cleanup() {
     local pid
@@ -329,6 +332,21 @@ END {
             printf "\n"
         }
     }
+    # The foundation issue'"'"'s targets, when both servers ran.
+    if (nt != 2 || T[1] != "scalecast") exit
+    for (s = 1; s <= ns; s++) {
+        if (S[s] == "c") continue
+        sc = median("scalecast" SUBSEP S[s] SUBSEP 4); ix = median("influx" SUBSEP S[s] SUBSEP 4)
+        if (S[s] == "a") {
+            ok = sc >= 1000000 && sc >= 2 * ix
+            printf "goal a: >= 1,000,000 samples/s and >= 2x influx: %.0f samples/s, %.2fx: %s\n", sc, ix ? sc / ix : 0, ok ? "met" : "NOT met"
+        } else {
+            rq = median("scalecast" SUBSEP "b" SUBSEP 5); ri = median("influx" SUBSEP "b" SUBSEP 5)
+            p99 = median("scalecast" SUBSEP "b" SUBSEP 7)
+            ok = rq >= 25000 && p99 < 5 && rq >= 2 * ri
+            printf "goal b: >= 25,000 requests/s at p99 < 5 ms and >= 2x influx: %.0f requests/s, p99 %.3g ms, %.2fx: %s\n", rq, p99, ri ? rq / ri : 0, ok ? "met" : "NOT met"
+        }
+    }
 }' "$RESULTS"
 
 # ---- verification -------------------------------------------------------------
@@ -339,8 +357,12 @@ fail=0
 check() {
     local t=$1 stored=$2 lo=${ACKED[$1]} hi=$((ACKED[$1] + UNKNOWN[$1]))
     [ "$t" = influx ] && hi=$((hi + REJECTED[$t])) # a 400 "partial write" stores some
+    local bytes
+    bytes=$(du -sb "$TMP/$t" | cut -f1)
     if [ "$stored" -ge "$lo" ] && [ "$stored" -le "$hi" ]; then
-        echo "verify $t: stored $stored, acknowledged $lo (unknown outcome ${UNKNOWN[$t]}): OK"
+        echo "verify $t: stored $stored, acknowledged $lo (unknown outcome ${UNKNOWN[$t]}): OK;" \
+            "$(awk -v b="$bytes" -v n="$stored" 'BEGIN { printf "%.1f", n ? b / n : 0 }') bytes" \
+            "on disk per sample"
     else
         echo "verify $t: stored $stored, acknowledged $lo (unknown outcome ${UNKNOWN[$t]}," \
             "rejected ${REJECTED[$t]}): MISMATCH"
