@@ -136,6 +136,8 @@ void config_free(struct config *c)
     free(c->server.ingest_token);
     free(c->server.read_token);
     free(c->server.admin_token);
+    free(c->server.tls_cert);
+    free(c->server.tls_key);
     free(c->autoscaler.docker_host);
     free(c->autoscaler.docker_tls_ca);
     free(c->autoscaler.docker_tls_cert);
@@ -243,6 +245,8 @@ static const struct key_spec keys[] = {
     {"server", "stale_after", SRV(stale_after), set_positive_duration, "a duration such as 60s"},
     {"server", "retention", SRV(retention), set_positive_duration, "a duration such as 7d"},
     {"server", "sync", SRV(sync_full), set_sync, "full or normal"},
+    {"server", "tls_cert", SRV(tls_cert), set_string, "a PEM file"},
+    {"server", "tls_key", SRV(tls_key), set_string, "a PEM file"},
     {"autoscaler", "tick", ASC(tick), set_positive_duration, "a duration such as 15s"},
     {"autoscaler", "docker_host", ASC(docker_host), set_string,
      "unix:///path or tcp://HOST:PORT"},

@@ -44,6 +44,8 @@ struct server_config {
     double stale_after;        /* seconds of silence before a node is stale, default 60 */
     double retention;          /* seconds of raw samples kept, default 7 days */
     bool sync_full;            /* fsync every commit (default) vs. WAL NORMAL */
+    char *tls_cert;            /* PEM certificate chain: serve HTTPS; NULL: plain HTTP */
+    char *tls_key;             /* PEM private key of tls_cert */
 };
 
 struct autoscaler_config {

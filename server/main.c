@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -50,6 +51,17 @@ static int ensure_parent_dir(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* Thousands of agents hold connections open: use every descriptor the
+ * hard limit allows rather than the usual soft 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 int main(int argc, char **argv)
@@ -119,6 +131,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.server.log_level);
+    raise_fd_limit();
     log_info("main", "scalecastd %s starting (config: %s)", SCALECAST_VERSION,
              cfg.path ? cfg.path : "built-in defaults");
 

@@ -4,7 +4,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -368,6 +371,42 @@ static bool is_loopback(const char *host)
     return false;
 }
 
+/* Each accepted connection gets a TLS bufferevent (libevent's OpenSSL
+ * support) when the server has a certificate. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+    SSL *ssl = SSL_new(arg);
+    if (!ssl)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static int setup_tls(struct server *s, const struct server_config *c, char *err, size_t errlen)
+{
+    if (!c->tls_cert && !c->tls_key)
+        return 0;
+    if (!c->tls_cert || !c->tls_key) {
+        snprintf(err, errlen, "TLS needs both tls_cert and tls_key in [server]");
+        return -1;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char reason[256];
+        ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+        snprintf(err, errlen, "TLS: cannot use certificate %s / key %s: %s", c->tls_cert,
+                 c->tls_key, reason);
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    s->ssl_ctx = ctx;
+    evhttp_set_bevcb(s->http, tls_bev, ctx);
+    return 0;
+}
+
 int server_create(const struct config *cfg, struct store *st, struct server **out, char *err,
                   size_t errlen)
 {
@@ -404,6 +443,10 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(s->http, on_request, s);
+    if (setup_tls(s, c, err, errlen) < 0) {
+        server_free(s);
+        return -1;
+    }
     s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
     if (!s->bound) {
         snprintf(err, errlen, "cannot listen on %s: %s", c->listen, strerror(errno));
@@ -421,7 +464,7 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     event_add(s->sigterm, NULL);
     event_add(s->sigint, NULL);
     signal(SIGPIPE, SIG_IGN);
-    log_info("server", "listening on http://%s", c->listen);
+    log_info("server", "listening on %s://%s", s->ssl_ctx ? "https" : "http", c->listen);
     *out = s;
     return 0;
 }
@@ -455,6 +498,8 @@ void server_free(struct server *s)
     store_reader_close(s->reader);
     if (s->base)
         event_base_free(s->base);
+    if (s->ssl_ctx)
+        SSL_CTX_free(s->ssl_ctx);
     pthread_mutex_destroy(&s->done_lock);
     free(s);
 }

@@ -26,6 +26,7 @@ struct server {
     struct evhttp_bound_socket *bound;
     struct event *sigterm, *sigint, *notify, *drain_timer;
     struct store_reader *reader; /* queries on the loop thread */
+    void *ssl_ctx;               /* SSL_CTX when serving HTTPS */
 
     pthread_mutex_t done_lock; /* completions from the store's writer thread */
     struct pending *done_head;

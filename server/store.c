@@ -495,8 +495,8 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
         recs = xgrow(recs, &cap, nrecs + m, sizeof *recs);
         memcpy(recs + nrecs, sqlite3_column_blob(logq, 1), m * sizeof *recs);
         nrecs += m;
-        if (nrecs >= 4000000)
-            break;
+        if (nrecs >= 1000000)
+            break; /* bounds a round's memory (~50 MB); the rest is next */
     }
     if (max_id == 0) {
         *empty = sqlite3_errcode(db) == SQLITE_DONE || sqlite3_errcode(db) == SQLITE_OK;
