@@ -669,8 +669,18 @@ static void commit_jobs(struct store *st, struct wstmts *w, struct job *jobs)
         status = sqlite_to_errno(rc);
         snprintf(err, sizeof err, "database write failed: %s%s", sqlite3_errstr(rc),
                  status == -ENOSPC ? " (disk full)" : "");
-        log_error("store", "group commit of %zu batches (%zu samples) failed: %s", njobs, total,
-                  err);
+        /* A full disk fails every commit: say so once, then every 10 s. */
+        static double last_log;
+        static uint64_t quiet;
+        double now = now_mono();
+        if (now - last_log >= 10) {
+            log_error("store", "group commit of %zu batches (%zu samples) failed: %s%s", njobs,
+                      total, err, quiet ? " (and earlier failures not logged)" : "");
+            last_log = now;
+            quiet = 0;
+        } else {
+            quiet++;
+        }
     } else {
         /* Publish: the series rows exist and the samples are the newest known. */
         pthread_mutex_lock(&st->ix_lock);
@@ -1420,12 +1430,16 @@ int store_writable(struct store *st)
     pthread_mutex_unlock(&st->lock);
     if (!failed)
         return 0;
-    /* Probe with a real write (and fsync) on the decisions connection. */
+    /* Probe with a real write of the size of a typical batch (and its
+     * fsync) on the decisions connection; shrink it again afterwards. */
     pthread_mutex_lock(&st->ddb_lock);
     int rc = sqlite3_exec(st->ddb,
                           "INSERT OR REPLACE INTO meta(key, value) VALUES('health_probe', "
-                          "julianday('now'))",
+                          "zeroblob(262144))",
                           NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->ddb, "DELETE FROM meta WHERE key = 'health_probe'", NULL, NULL,
+                          NULL);
     pthread_mutex_unlock(&st->ddb_lock);
     if (rc != SQLITE_OK)
         return -1;
