@@ -100,7 +100,7 @@ if [ "$(stat -f -c %T "$TMP")" = tmpfs ]; then
 fi
 PIDS=()
 cleanup() {
-    local pid
+    local rc=$? pid
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -112,6 +112,11 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    if [ "$rc" != 0 ] && [ "$KEEP" != 1 ]; then
+        mkdir -p "$BUILD/bench-ingest-logs"
+        cp "$TMP"/*.log "$TMP"/run-*.txt "$BUILD/bench-ingest-logs/" 2>/dev/null || true
+        echo "run.sh: failed; server logs and run outputs in $BUILD/bench-ingest-logs/" >&2
+    fi
     if [ "$KEEP" = 1 ]; then
         echo "kept $TMP"
     else
@@ -141,14 +146,24 @@ cpu_ticks() {
     echo $((${12} + ${13}))
 }
 
+# alive TARGET PID: exit with the server's last log lines if it is gone.
+alive() {
+    kill -0 "$2" 2>/dev/null && return 0
+    local rc=0
+    wait "$2" || rc=$?
+    echo "run.sh: $1 (pid $2) exited with status $rc; last lines of its log:" >&2
+    tail -20 "$TMP/${1}d.log" >&2
+    exit 1
+}
+
 # settle PID: wait (at most 60 s) until the server uses under 5% of a core
 # for half a second, so one run's background work does not land in the next.
 settle() {
     local t0 t1 i
     for i in $(seq 120); do
-        t0=$(cpu_ticks "$1")
+        t0=$(cpu_ticks "$1") || return 0
         sleep 0.5
-        t1=$(cpu_ticks "$1")
+        t1=$(cpu_ticks "$1") || return 0
         [ $((t1 - t0)) -le $(($(getconf CLK_TCK) / 40)) ] && return 0
     done
     echo "   (server $1 still busy after 60 s)"
@@ -259,15 +274,18 @@ run_one() { # target scenario rep
         port=$IF_PORT pid=$IF_PID fmt=$INFLUX_FORMAT
     fi
     settle "$pid"
+    alive "$target" "$pid"
     load1=$(cut -d' ' -f1 /proc/loadavg)
     out=$TMP/run-$target-$sc-$rep.txt
     # shellcheck disable=SC2046
     "$LOADGEN" --port "$port" --format "$fmt" $(scenario_args "$sc") --warmup "$WARMUP" \
         --duration "$DURATION" --ts-start "${TS_NEXT[$target]}" --watch-pid "$pid" >"$out" 2>&1 || {
         cat "$out" >&2
+        alive "$target" "$pid"
         echo "run.sh: loadgen failed against $target" >&2
         exit 1
     }
+    alive "$target" "$pid"
     res=$(grep '^RESULT ' "$out")
     TS_NEXT[$target]=$(kv ts_next "$res")
     ACKED[$target]=$((ACKED[$target] + $(kv acked_samples "$res")))
