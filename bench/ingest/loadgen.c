@@ -1137,11 +1137,11 @@ static void print_results(const struct run *r, const struct window *w)
     printf("RESULT format=%s shape=%s conns=%d window_s=%.3f samples_per_s=%.0f reqs_per_s=%.0f "
            "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f mean_ms=%.3f errors=%" PRIu64
            " errors_total=%" PRIu64 " acked_samples=%" PRIu64 " acked_reqs=%" PRIu64
-           " rejected_samples=%" PRIu64 " unknown_samples=%" PRIu64
+           " rejected_samples=%" PRIu64 " unknown_samples=%" PRIu64 " accepted_mismatch=%" PRIu64
            " loadgen_cpu_pct=%.1f server_cpu_pct=%.1f ts_next=%.3f\n",
            fmt, shape, op->conns, secs, sps, rps, p50, p99, mx, mean, r->win.errors,
            r->total_errors, r->acked_samples, r->acked_reqs, r->rejected_samples, r->lost_samples,
-           gen_cpu, srv_cpu, ts_next);
+           r->accepted_mismatch, gen_cpu, srv_cpu, ts_next);
 }
 
 int main(int argc, char **argv)

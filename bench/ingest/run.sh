@@ -99,6 +99,7 @@ if [ "$(stat -f -c %T "$TMP")" = tmpfs ]; then
     echo "run.sh: warning: $TMP is on tmpfs, where fsync costs nothing; set TMPDIR to a disk" >&2
 fi
 PIDS=()
+# shellcheck disable=SC2317 # called through the EXIT trap
 cleanup() {
     local rc=$? pid
     for pid in "${PIDS[@]}"; do
@@ -128,8 +129,7 @@ trap 'exit 130' INT TERM
 
 # wait_http URL SECONDS: until URL answers 2xx.
 wait_http() {
-    local i
-    for i in $(seq $(($2 * 10))); do
+    for _ in $(seq $(($2 * 10))); do
         curl -sf -o /dev/null "$1" && return 0
         sleep 0.1
     done
@@ -159,8 +159,8 @@ alive() {
 # settle PID: wait (at most 60 s) until the server uses under 5% of a core
 # for half a second, so one run's background work does not land in the next.
 settle() {
-    local t0 t1 i
-    for i in $(seq 120); do
+    local t0 t1
+    for _ in $(seq 120); do
         t0=$(cpu_ticks "$1") || return 0
         sleep 0.5
         t1=$(cpu_ticks "$1") || return 0
