@@ -12,6 +12,11 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"status", NULL, cmd_status, "the autoscaled services, as kubectl get hpa shows them"},
+    {"nodes", NULL, cmd_nodes, "the nodes reporting, with their latest metrics"},
+    {"decisions", NULL, cmd_decisions, "the autoscaler's decision log, newest first"},
+    {"forecast", NULL, cmd_forecast, "forecast one series: NODE METRIC"},
+    {"export", NULL, cmd_export, "stored samples as CSV on stdout"},
     {"backtest", "forecast", cmd_backtest_forecast,
      "replay a recorded trace through the predictor and score each model"},
     {"backtest", "autoscale", cmd_backtest_autoscale,
@@ -27,7 +32,12 @@ static void usage(FILE *fp)
                  commands[i].sub ? commands[i].sub : "");
         fprintf(fp, "  %-20s %s\n", name, commands[i].summary);
     }
-    fprintf(fp, "\nRun 'scalecast COMMAND --help' for a command's options.\n");
+    fprintf(fp, "\nThe REST commands talk to scalecastd at --server URL (env SCALECAST_SERVER,\n"
+                "default http://127.0.0.1:8080) with --token (env SCALECAST_TOKEN); --json\n"
+                "prints the server's JSON answer instead of a table.\n"
+                "Exit status: 0 ok, 1 the work failed, 2 usage error, 3 server unreachable or\n"
+                "answered an error.\n"
+                "Run 'scalecast COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)
