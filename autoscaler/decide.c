@@ -393,25 +393,25 @@ static int reactive(struct eval *e)
     return agree ? rec : cur;
 }
 
-/* The forecast's recommendation: enough replicas to hold the upper bound of
- * the load's peak over the lead time at the target level. Sets *up when the
- * peak would exceed the tolerance band at the current count. -1 when none. */
-static int rule_forecast(struct eval *e, bool *up)
+/* The forecast's recommendation: enough replicas that the upper bound of
+ * the load's peak over the lead time stays at or under the scale-up
+ * threshold, the level where the reactive rules would have to act. The same
+ * count answers both ways: more than now is a scale-up, fewer agrees to a
+ * scale-down, so a reduction the forecast agreed to cannot be undone by the
+ * forecast at the next tick. -1 when there is no forecast. */
+static int rule_forecast(struct eval *e)
 {
     const struct policy *p = e->p;
     struct decision *d = e->d;
     const struct decide_forecast *f = &d->forecast;
-    *up = false;
     if (!p->forecast)
         return -1;
     if (!f->ok) {
         say(&e->why, "%s", f->why[0] ? f->why : "no forecast");
         return -1;
     }
-    double level = policy_forecast_level(p);
-    int want = ceil_replicas(f->peak_upper / level);
+    int want = ceil_replicas(f->peak_upper / policy_forecast_level(p));
     double per = d->current > 0 ? 1.0 / d->current : 1.0; /* load -> utilization now */
-    *up = f->peak_upper * per > level * (1 + p->tolerance) && want > d->current;
     double in = f->peak_at - d->now;
     say(&e->why, "forecast peak %.0f%s [%.0f, %.0f] in %.0f s (%s) -> %d", f->peak * per, e->unit,
         f->peak_lower * per, f->peak_upper * per, in > 0 ? in : 0, f->model, want);
@@ -627,12 +627,11 @@ int decide_evaluate(const struct policy *p, const struct decide_input *in, struc
         d->value, e.unit, d->nseries, d->current);
 
     d->reactive = reactive(&e);
-    bool f_up;
-    d->rule_forecast = rule_forecast(&e, &f_up);
+    d->rule_forecast = rule_forecast(&e);
     int cur = d->current;
     const char *hold = NULL;
-    if (d->reactive > cur || f_up) {
-        d->desired = max_i(d->reactive, f_up ? d->rule_forecast : cur);
+    if (d->reactive > cur || d->rule_forecast > cur) {
+        d->desired = max_i(d->reactive, d->rule_forecast);
     } else if (d->reactive < cur && d->rule_forecast >= cur) {
         hold = "the forecast does not agree to scale down";
     } else if (d->reactive < cur) {

@@ -71,7 +71,7 @@ void policy_defaults(struct policy *p, const char *name)
     p->forecast_horizon = 300;
     p->forecast_history = 3 * 86400.0;
     p->forecast_resolution = 60;
-    p->forecast_confidence = 0.9;
+    p->forecast_confidence = 0.8;
     p->forecast_period = 86400;
 }
 
@@ -84,7 +84,7 @@ double policy_up_threshold(const struct policy *p)
 
 double policy_forecast_level(const struct policy *p)
 {
-    return p->has_target ? p->target_utilization : p->scale_up_above;
+    return policy_up_threshold(p);
 }
 
 const char *policy_unit(const struct policy *p)

@@ -141,8 +141,9 @@ int policy_load_all(const struct config *c, struct policy **out /* out */, size_
  * the point where the HPA rule starts adding replicas. */
 double policy_up_threshold(const struct policy *p);
 
-/* The level the forecast's load is held under: target_utilization, or
- * scale_up_above when only threshold rules are configured. */
+/* The utilization the upper bound of the forecast peak is held under: the
+ * scale-up threshold (policy_up_threshold), the level at which the reactive
+ * rules would have to act. */
 double policy_forecast_level(const struct policy *p);
 
 /* Unit printed after the metric's values in reasons: "%" for cpu and mem,

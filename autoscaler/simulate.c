@@ -102,7 +102,7 @@ static void account(const struct fleet *f, double now, double dt, double demand,
 /* What the policy's rule asks for a demand, for the default start. */
 static int initial_count(const struct policy *p, double demand)
 {
-    double level = policy_forecast_level(p);
+    double level = p->has_target ? p->target_utilization : policy_up_threshold(p);
     int n = (int)ceil(demand * 100 / level - 1e-9);
     if (n < p->min_replicas)
         n = p->min_replicas;
