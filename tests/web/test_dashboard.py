@@ -275,8 +275,11 @@ def chart_info(page, cid):
 
 
 def wait_view(page, name, polls=1, timeout=30):
-    page.wait("document.body.dataset.view === %s && document.body.dataset.ready === '1' && scalecast.polls >= %d"
-              % (js(name), polls), timeout, "view %s rendered" % name)
+    try:
+        page.wait("document.body.dataset.view === %s && document.body.dataset.ready === '1' && scalecast.polls >= %d"
+                  % (js(name), polls), timeout, "view %s rendered" % name)
+    except AssertionError as e:
+        raise AssertionError("%s; the page's last error: %s" % (e, page.eval("scalecast.lastError")))
 
 
 def row_value(info, ts, col):
@@ -573,6 +576,8 @@ def main():
     except Exception:
         traceback.print_exc()
         check.failures.append("exception")
+        if srv.proc and srv.proc.poll() is not None:
+            print("scalecastd died: exit status %d (negative: killed by that signal)" % srv.proc.returncode)
     finally:
         if browser:
             browser.close()
