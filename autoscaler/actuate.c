@@ -384,8 +384,8 @@ static int want_any(const struct member *m)
 }
 
 /* Keeps only the endpoint settings that describe the network membership:
- * aliases (minus the source's own short ID, which the engine adds), links
- * and driver options. IPs, MAC and endpoint IDs belong to the source. */
+ * aliases (minus the source's own ID, which the engine adds as an alias),
+ * links and driver options. IPs, MAC and endpoint IDs belong to the source. */
 static json_t *clean_endpoint(json_t *ep, const char *source_id)
 {
     json_t *out = json_object(), *aliases = json_array(), *a;
@@ -393,7 +393,8 @@ static json_t *clean_endpoint(json_t *ep, const char *source_id)
     json_array_foreach(json_object_get(ep, "Aliases"), i, a)
     {
         const char *s = json_string_value(a);
-        if (s && strncmp(s, source_id, strlen(s)) != 0)
+        size_t n = s ? strlen(s) : 0;
+        if (s && !(n >= SHORT_ID && strncmp(s, source_id, n) == 0))
             json_array_append(aliases, a);
     }
     if (json_array_size(aliases))
@@ -449,11 +450,17 @@ static const char *primary_network(json_t *src)
         mode = "bridge";
     if (mode && json_object_get(nets, mode))
         return mode;
+    const char *first = NULL;
     json_object_foreach(nets, name, ep)
     {
-        return name;
+        /* --network may have been given as a network ID (or its prefix). */
+        const char *nid = json_string_value(json_object_get(ep, "NetworkID"));
+        if (mode && nid && mode[0] && strncmp(nid, mode, strlen(mode)) == 0)
+            return name;
+        if (!first)
+            first = name;
     }
-    return NULL;
+    return first;
 }
 
 /* The image for the clone: exactly the source's image (by ID), written as
@@ -519,7 +526,7 @@ static json_t *clone_body(struct ctx *c, json_t *src, int multi_net, json_t **ex
     json_object_foreach(nets, name, ep)
     {
         int at_create = multi_net || (primary && strcmp(name, primary) == 0);
-        json_object_set_new(at_create ? eps : *extra, name, clean_endpoint(ep, shortid));
+        json_object_set_new(at_create ? eps : *extra, name, clean_endpoint(ep, sid ? sid : ""));
     }
     json_object_set_new(body, "NetworkingConfig", json_pack("{s:o}", "EndpointsConfig", eps));
     return body;
@@ -607,8 +614,11 @@ static int start_leftovers(struct ctx *c, struct member *m, size_t n, int *need)
             append(c->res->detail, sizeof c->res->detail, " would start leftover %.12s,", m[i].id);
         } else {
             int rc = start_container(c, m[i].id);
-            if (rc < 0)
+            if (rc < 0) {
+                /* Ours and never a replica: do not let it block the next try. */
+                remove_quietly(c, m[i].id);
                 return rc;
+            }
             append(c->res->detail, sizeof c->res->detail, " started leftover %.12s,", m[i].id);
         }
         c->res->after++;

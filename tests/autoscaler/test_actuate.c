@@ -78,7 +78,7 @@ static int count(const char *fmt, const char *value)
     snprintf(cmd, sizeof cmd, fmt, value);
     if (th_sh(out, sizeof out, "%s %s | wc -l", th_docker, cmd) != 0)
         return -1;
-    return atoi(out);
+    return (int)th_number(out);
 }
 
 /* Running containers carrying sc.app=value. */
@@ -110,7 +110,7 @@ static int free_port(void)
           "for p in $(seq %d 45000); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || "
           "{ echo $p; break; }; done",
           20000 + (int)(getpid() % 20000));
-    return atoi(out);
+    return (int)th_number(out);
 }
 
 static void check_clone(const char *clone, const char *seed, const char *seed_hostname)
@@ -255,6 +255,34 @@ static void test_containers_from_stopped(void)
     docker_close(d);
 }
 
+/* Legacy links on the default bridge: the clone reaches the linked
+ * container under the same alias. */
+static void test_containers_links(void)
+{
+    char db[128], seed[128], flags[512], err[DOCKER_ERR_MAX], value[128], out[512];
+    struct actuate_result res;
+    struct policy_target t;
+    struct docker *d = engine();
+
+    containers_target(&t, "linked");
+    snprintf(value, sizeof value, "%s-linked", th_run);
+    snprintf(flags, sizeof flags, "--name %s-db", th_run);
+    CHECK(run_container(db, sizeof db, flags) == 0);
+    snprintf(flags, sizeof flags, "--label sc.app=%s --link %s-db:db", value, th_run);
+    CHECK(run_container(seed, sizeof seed, flags) == 0);
+    CHECK(actuate_scale(d, &t, 2, NULL, &res, err, sizeof err) == 0);
+    CHECK(running(value) == 2);
+    CHECK(
+        th_sh(
+            out, sizeof out,
+            "%s ps -q --filter label=sc.app=%s --filter label=io.scalecast.clone-of | "
+            "xargs -r -I{} %s exec {} cat /etc/hosts | grep -c '[[:space:]]db[[:space:]]' || true",
+            th_docker, value, th_docker) == 0);
+    CHECK_STR(out, "1");
+    CHECK(state_is(db, "running"));
+    docker_close(d);
+}
+
 static void test_containers_nothing_to_clone(void)
 {
     char err[DOCKER_ERR_MAX];
@@ -278,6 +306,7 @@ static int case_containers(void)
 {
     RUN(test_containers_scale);
     RUN(test_containers_from_stopped);
+    RUN(test_containers_links);
     RUN(test_containers_nothing_to_clone);
     return UNIT_DONE();
 }
@@ -298,7 +327,7 @@ static int spec_replicas(const char *name)
     if (th_sh(out, sizeof out, "%s service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' %s",
               th_docker, name) != 0)
         return -1;
-    return atoi(out);
+    return (int)th_number(out);
 }
 
 static long spec_version(const char *name)
@@ -307,7 +336,7 @@ static long spec_version(const char *name)
     if (th_sh(out, sizeof out, "%s service inspect -f '{{.Version.Index}}' %s", th_docker, name) !=
         0)
         return -1;
-    return atol(out);
+    return th_number(out);
 }
 
 static int tasks_running(const char *name, int want)

@@ -2,6 +2,7 @@
  * labels, a child per case, cleanup by label afterwards. */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,16 @@ int th_sh(char *out, size_t outlen, const char *fmt, ...)
     return rc;
 }
 
+long th_number(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\n')
+        end++;
+    return errno || end == s || *end ? -1 : v;
+}
+
 int th_lines(const char *s)
 {
     int n = 0, in = 0;
@@ -88,7 +99,7 @@ int th_wait_number(int want, double seconds, const char *fmt, ...)
     int last = -1;
     for (double waited = 0; waited <= seconds; waited += 0.25) {
         if (th_sh(out, sizeof out, "%s", cmd) == 0)
-            last = atoi(out);
+            last = (int)th_number(out);
         if (last == want)
             break;
         struct timespec ts = {0, 250 * 1000 * 1000};
@@ -128,7 +139,7 @@ static void cleanup_engine(const char *docker, int swarm)
     th_sh(out, sizeof out,
           "{ %s ps -aq --filter label=%s=%s; %s network ls -q --filter label=%s=%s; } | wc -l",
           docker, TH_LABEL, th_run, docker, TH_LABEL, th_run);
-    if (atoi(out) != 0)
+    if (th_number(out) != 0)
         fprintf(stderr, "harness: %s objects labelled %s=%s are left on %s\n", out, TH_LABEL,
                 th_run, docker);
 }

@@ -54,6 +54,9 @@ int th_main(int argc, char **argv, const struct th_case *cases, size_t ncases);
  * -1 when it could not run or was killed. */
 int th_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The whole of s as a decimal number (surrounding blanks allowed), or -1. */
+long th_number(const char *s);
+
 /* Lines in s that are not empty. */
 int th_lines(const char *s);
 
