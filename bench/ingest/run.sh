@@ -319,7 +319,8 @@ echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 
 # ---- table ------------------------------------------------------------------
 echo
-echo "Medians over $REPS runs (latency of acknowledged requests; CPU in % of one core)"
+echo "Medians over $REPS runs (latency of acknowledged requests; CPU in % of one core;"
+echo "load average: 1-minute load when each run started; srv CPU: server CPU time per request/sample)"
 awk -F'\t' -v targets="$TARGETS" -v scen="$SCENARIOS" '
 function median(key,   n, i, j, t, a) {
     n = split(vals[key], a, " ")
@@ -327,26 +328,36 @@ function median(key,   n, i, j, t, a) {
     if (n == 0) return ""
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function fmtv(x) {
+    if (x == "") return "-"
+    return x + 0 >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x)
+}
 NR > 1 {
-    for (c = 4; c <= 11; c++) vals[$1 SUBSEP $2 SUBSEP c] = vals[$1 SUBSEP $2 SUBSEP c] " " $c
+    for (c = 4; c <= 12; c++) vals[$1 SUBSEP $2 SUBSEP c] = vals[$1 SUBSEP $2 SUBSEP c] " " $c
+    # Server CPU per request and per sample: less sensitive to what else runs.
+    if ($11 >= 0 && $5 > 0) {
+        vals[$1 SUBSEP $2 SUBSEP 13] = vals[$1 SUBSEP $2 SUBSEP 13] " " $11 / 100 / $5 * 1e6
+        vals[$1 SUBSEP $2 SUBSEP 14] = vals[$1 SUBSEP $2 SUBSEP 14] " " $11 / 100 / $4 * 1e9
+    }
 }
 END {
     name["a"] = "a: 5000/POST, 4 conns"; name["b"] = "b: 5-10/POST, 32 conns"; name["c"] = "c: 5-10/POST, 1 conn"
     col[4] = "samples/s"; col[5] = "requests/s"; col[6] = "p50 ms"; col[7] = "p99 ms"; col[8] = "max ms"
     col[9] = "errors"; col[10] = "loadgen CPU %"; col[11] = "server CPU %"
+    col[12] = "load average"; col[13] = "srv CPU us/req"; col[14] = "srv CPU ns/smp"
     nt = split(targets, T, " "); ns = split(scen, S, " ")
     printf "%-24s %-14s", "scenario", "figure"
     for (t = 1; t <= nt; t++) printf " %12s", T[t]
     if (nt == 2) printf " %16s", "scalecast/influx"
     printf "\n"
     for (s = 1; s <= ns; s++) {
-        for (c = 4; c <= 11; c++) {
+        for (c = 4; c <= 14; c++) {
             printf "%-24s %-14s", c == 4 ? name[S[s]] : "", col[c]
             for (t = 1; t <= nt; t++) {
                 m[t] = median(T[t] SUBSEP S[s] SUBSEP c)
-                printf " %12s", c <= 5 ? sprintf("%.0f", m[t]) : sprintf("%.3g", m[t])
+                printf " %12s", fmtv(m[t])
             }
-            if (nt == 2 && c <= 8 && m[2] > 0) printf " %16.2f", m[1] / m[2]
+            if (nt == 2 && (c <= 8 || c >= 13) && m[2] > 0) printf " %16.2f", m[1] / m[2]
             printf "\n"
         }
     }
