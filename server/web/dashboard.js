@@ -647,43 +647,54 @@
     return Array.from(by.values()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /* One service's figures, from its status (services API) when it has them,
-   * else from its newest decision. */
+  /* One service's figures. From its status in /api/v1/services when the
+   * server has one (autoscaler/scaler.h: the forecast there is already per
+   * replica, in the metric's unit), else, and for what the status lacks,
+   * from its newest logged decision (whose inputs hold the forecast of the
+   * load, value x replicas, divided here by the replicas it had). */
   function serviceSummary(e) {
     const s = e.status || {};
-    const d = pick(s, 'last_decision', 'decision') || e.last || {};
-    const inp = d.inputs || {};
-    const metric = pick(s, 'metric', 'metric.name') || inp.metric;
-    const current = pick(s, 'current_replicas', 'replicas', 'current');
-    const fc = pick(s, 'forecast') || inp.forecast;
-    const per = isNum(current) && current > 0 ? current : isNum(d.current) && d.current > 0 ? d.current : 1;
-    const fcObj = fc && typeof fc === 'object' ? fc : null;
+    const logged = e.last || {};
+    const brief = s.last_decision && typeof s.last_decision === 'object' ? s.last_decision : null;
+    /* the newer of the two; the log's entry has every field */
+    const d = brief && !(isNum(logged.ts) && logged.ts >= brief.ts) ? brief : logged;
+    const inp = logged.inputs || {};
+    const current = isNum(s.current_replicas) ? s.current_replicas
+      : logged.outcome === 'applied' ? logged.target : logged.current;
+    let fc = null;
+    if (s.forecast && typeof s.forecast === 'object') {
+      const f = s.forecast;
+      fc = { peak: f.peak, lower: f.lower, upper: f.upper, horizon: f.horizon, model: f.model };
+    } else if (!e.status && inp.forecast && typeof inp.forecast === 'object') {
+      const f = inp.forecast;
+      const per = logged.current > 0 ? logged.current : 1;
+      fc = { peak: f.peak / per, lower: f.peak_lower / per, upper: f.peak_upper / per, horizon: f.horizon, model: f.model };
+    }
+    const metric = typeof s.metric === 'string' ? s.metric : inp.metric;
     return {
       name: e.name,
-      mode: pick(s, 'mode') || d.mode,
-      target: typeof s.target === 'string' ? s.target : pick(s, 'target_str', 'target.name'),
-      min: pick(s, 'min_replicas', 'min'),
-      max: pick(s, 'max_replicas', 'max'),
-      current: isNum(current) ? current : d.outcome === 'applied' ? d.target : d.current,
-      desired: pick(s, 'desired_replicas', 'desired') ?? d.target,
-      metric: typeof metric === 'string' ? metric : inp.metric,
-      aggregation: pick(s, 'aggregation') || inp.aggregation,
-      value: pick(s, 'metric_value', 'last_metric_value', 'value') ?? inp.value,
-      targetValue: pick(s, 'target_utilization', 'target_value', 'metric_target') ?? inp.target_utilization,
-      upAbove: pick(s, 'scale_up_above', 'thresholds.scale_up_above', 'thresholds.up'),
-      downBelow: pick(s, 'scale_down_below', 'thresholds.scale_down_below', 'thresholds.down'),
+      mode: s.mode || logged.mode,
+      target: typeof s.target === 'string' ? s.target : typeof inp.target === 'string' ? inp.target : undefined,
+      min: s.min_replicas,
+      max: s.max_replicas,
+      current: isNum(current) ? current : undefined,
+      desired: isNum(s.desired_replicas) ? s.desired_replicas : logged.target,
+      metric,
+      aggregation: s.aggregation || inp.aggregation,
+      value: isNum(s.metric_value) ? s.metric_value : inp.value,
+      targetValue: pick(s, 'target_value', 'target_utilization') ?? (e.status ? undefined : inp.target_utilization),
+      upAbove: pick(s, 'scale_up_above'),
+      downBelow: pick(s, 'scale_down_below'),
       tolerance: pick(s, 'tolerance'),
-      /* the autoscaler forecasts the load (value x replicas): per replica here */
-      fcPeak: fcObj && isNum(fcObj.peak) ? fcObj.peak / per : pick(s, 'forecast_peak'),
-      fcLower: fcObj && isNum(fcObj.peak_lower) ? fcObj.peak_lower / per : pick(s, 'forecast_lower'),
-      fcUpper: fcObj && isNum(fcObj.peak_upper) ? fcObj.peak_upper / per
-        : isNum(s.forecast_upper) ? s.forecast_upper / per : undefined,
-      fcHorizon: fcObj ? fcObj.horizon : undefined,
-      fcModel: fcObj ? fcObj.model : undefined,
-      fcWhy: inp.forecast_why,
+      fcPeak: fc ? fc.peak : undefined,
+      fcLower: fc ? fc.lower : undefined,
+      fcUpper: fc ? fc.upper : undefined,
+      fcHorizon: fc ? fc.horizon : undefined,
+      fcModel: fc ? fc.model : undefined,
+      fcWhy: s.forecast_why || inp.forecast_why,
       decision: d,
-      reason: pick(s, 'reason', 'last_reason') || d.reason,
-      error: pick(s, 'last_error', 'error') || d.error,
+      reason: d.reason,
+      error: e.status ? s.last_error : logged.error,
       ts: d.ts
     };
   }
