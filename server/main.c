@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "scaler.h"
 #include "server.h"
 #include "store.h"
 #include "xalloc.h"
@@ -51,6 +52,12 @@ static int ensure_parent_dir(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* The HTTP front's view of the autoscaler (GET /api/v1/services). */
+static json_t *services_status(void *arg)
+{
+    return scaler_services_json(arg);
 }
 
 /* Thousands of agents hold connections open: use every descriptor the
@@ -138,6 +145,7 @@ int main(int argc, char **argv)
     int rc = 1;
     struct store *st = NULL;
     struct server *srv = NULL;
+    struct scaler *sc = NULL;
     if (ensure_parent_dir(cfg.server.db, err, sizeof err) < 0)
         goto fail;
     struct store_opts so = {cfg.server.db, cfg.server.sync_full, cfg.server.retention};
@@ -145,8 +153,12 @@ int main(int argc, char **argv)
         goto fail;
     if (server_create(&cfg, st, &srv, err, sizeof err) < 0)
         goto fail;
+    if (scaler_start(&cfg, st, &sc, err, sizeof err) < 0)
+        goto fail;
+    server_set_services(srv, services_status, sc);
     server_run(srv);
-    log_info("main", "stopping: committing pending writes");
+    log_info("main", "stopping: autoscaler, then committing pending writes");
+    scaler_stop(sc);
     server_free(srv);
     store_close(st);
     log_info("main", "stopped cleanly");
@@ -154,6 +166,7 @@ int main(int argc, char **argv)
     return 0;
 fail:
     log_error("main", "%s", err);
+    scaler_stop(sc);
     server_free(srv);
     store_close(st);
     config_free(&cfg);

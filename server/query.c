@@ -275,7 +275,7 @@ void query_forecast(struct server *s, struct evhttp_request *req)
         srv_reply_error(s, req, 422, "cannot forecast this series (invalid input)");
     } else {
         json_t *body = json_pack(
-            "{ss sf sf sf sf sf sf sf sf sI sf sf sf sf}", "model", pred_model_name(f.model),
+            "{ss sf sf sf sf sf sf sf sI sf sf sf sf}", "model", pred_model_name(f.model),
             "value", f.value, "lower", f.lower, "upper", f.upper, "peak", f.peak, "peak_lower",
             f.peak_lower, "peak_upper", f.peak_upper, "peak_at", f.peak_at, "n", (json_int_t)f.n,
             "horizon", o.horizon, "confidence", o.confidence, "at", ts[n - 1] + o.horizon,
