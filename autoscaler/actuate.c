@@ -380,6 +380,7 @@ static int want_replica(const struct member *m)
 
 static int want_any(const struct member *m)
 {
+    (void)m;
     return 1;
 }
 
@@ -673,7 +674,7 @@ static int stop_and_remove(struct ctx *c, const char *id)
     char path[128];
     snprintf(path, sizeof path, "/containers/%.64s/stop?t=%d", id, grace);
     /* The engine answers stop only after the grace period at worst. */
-    int rc = call(c, "POST", path, NULL, grace + DOCKER_DEFAULT_TIMEOUT, NULL);
+    int rc = call(c, "POST", path, NULL, grace + docker_timeout(c->d), NULL);
     if (rc < 0 && rc != -ENOENT)
         return rc;
     snprintf(path, sizeof path, "/containers/%.64s?v=1", id);

@@ -199,6 +199,11 @@ const char *docker_host(const struct docker *d)
     return d->host;
 }
 
+double docker_timeout(const struct docker *d)
+{
+    return d->timeout;
+}
+
 void docker_get_counters(struct docker *d, struct docker_counters *out)
 {
     pthread_mutex_lock(&d->mu);

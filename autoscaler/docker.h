@@ -71,6 +71,10 @@ void docker_close(struct docker *d);
 /* The host the client talks to, as given (or the default). Borrowed. */
 const char *docker_host(const struct docker *d);
 
+/* The per-call timeout in seconds (for callers that must add to it, such
+ * as a stop that waits out a grace period). */
+double docker_timeout(const struct docker *d);
+
 /* Sends METHOD /vX.Y{path} (path starts with '/' and includes any query
  * string, already escaped) with `body` (borrowed; NULL: no body) and waits at
  * most timeout seconds (0: the client's per-call timeout).

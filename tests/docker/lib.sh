@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell functions for the Docker test scripts (sourced, not run).
 #
 # sc_start_dockerd LOG PIDFILE ARGS...  starts dockerd in the background and
@@ -61,6 +62,7 @@ sc_start_dockerd() {
         _dpid=$!
         if sc_wait_engine "$_hostarg" "$_dpid" 60; then
             sc_say "dockerd is up (pid $_dpid) with flags: $* $_extra"
+            # shellcheck disable=SC2034 # read by the scripts that source this
             SC_DOCKERD_EXTRA=$_extra
             return 0
         fi

@@ -22,10 +22,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || {
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
     echo "usage: $0 start|stop|restart|destroy DIR [--tls]" >&2
     exit 2
-}
+fi
 
 free_port() {
     local p
@@ -78,7 +78,10 @@ stop() {
     local pid i
     [ -f "$dir/docker.pid" ] || return 0
     pid=$(cat "$dir/docker.pid")
-    sc_alive "$pid" && kill "$pid" 2>/dev/null || { rm -f "$dir/docker.pid"; return 0; }
+    if ! sc_alive "$pid" || ! kill "$pid" 2>/dev/null; then
+        rm -f "$dir/docker.pid"
+        return 0
+    fi
     for i in $(seq 1 120); do
         sc_alive "$pid" || break
         sleep 0.25
@@ -98,10 +101,10 @@ make_bridge() {
         n=$(((($$ + i) % 200) + 20))
         ip route | grep -q "^10\.231\.$n\." && continue
         ip link add "$name" type bridge || return 1
-        ip addr add "10.231.$n.1/24" dev "$name" && ip link set "$name" up || {
+        if ! ip addr add "10.231.$n.1/24" dev "$name" || ! ip link set "$name" up; then
             ip link del "$name"
             return 1
-        }
+        fi
         echo "$name" >"$dir/bridge"
         echo "$name"
         return 0
@@ -125,9 +128,8 @@ kill_orphans() {
 unmount_all() {
     local m
     # Deepest first: dockerd bind-mounts its data root onto itself.
-    for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null
-    done
+    awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
 }
 
 case $cmd in

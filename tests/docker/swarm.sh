@@ -15,10 +15,14 @@
 set -u
 cmd=${1:-}
 pid=${2:-}
-[ -n "$cmd" ] && [ -n "$pid" ] || {
+if [ -z "$cmd" ] || [ -z "$pid" ]; then
     echo "usage: $0 acquire|release PID" >&2
     exit 2
-}
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
 users=/tmp/scalecast-swarm.users
 ours=/tmp/scalecast-swarm.ours
 
@@ -26,14 +30,13 @@ exec 9>/tmp/scalecast-swarm.lock
 flock 9
 touch "$users"
 
+# Drops $1 and every user that is no longer running.
 prune() {
-    local p keep=""
-    for p in $(cat "$users"); do
-        [ "$p" = "$1" ] && continue
-        kill -0 "$p" 2>/dev/null && keep="$keep $p"
-    done
-    printf '%s\n' $keep >"$users"
-    sed -i '/^$/d' "$users"
+    local p keep=()
+    while read -r p; do
+        [ -n "$p" ] && [ "$p" != "$1" ] && sc_alive "$p" && keep+=("$p")
+    done <"$users"
+    if [ ${#keep[@]} -gt 0 ]; then printf '%s\n' "${keep[@]}"; fi >"$users"
 }
 
 state() { docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
