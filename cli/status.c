@@ -16,7 +16,9 @@ static void usage(FILE *fp)
                 "One line per autoscaled service ([service NAME] sections of scalecastd's\n"
                 "config): what it scales, the mode (enforce, dry-run, advisory), replica\n"
                 "limits, replicas running and last decided, the driving metric against its\n"
-                "target, and the forecast upper bound of the metric within the horizon.\n"
+                "target, and the forecast upper bound of the metric at its peak within the\n"
+                "forecast horizon (per replica, at the current replica count). Engine errors\n"
+                "and why a forecast is missing follow on stderr.\n"
                 "\n");
     cli_common_usage(fp);
 }
@@ -57,7 +59,7 @@ static const char *metric_cell(char *buf, size_t len, json_t *s)
     char a[48] = "<unknown>", b[48] = "-";
     if (json_pick_num(&v, s, "metric_value", "value", "metric.value", NULL))
         fmt_metric(a, sizeof a, metric, v);
-    if (json_pick_num(&target, s, "target_utilization", "target_value", "metric_target", NULL)) {
+    if (json_pick_num(&target, s, "target_value", "target_utilization", NULL)) {
         fmt_metric(b, sizeof b, metric, target);
     } else if (json_pick_num(&target, s, "scale_up_above", "thresholds.scale_up_above", NULL)) {
         char t[40];
@@ -74,12 +76,10 @@ static const char *forecast_cell(char *buf, size_t len, json_t *s)
     const char *metric = json_string_value(json_pick(s, "metric", "metric.name", NULL));
     double up, horizon;
     char a[48], h[32];
-    if (!json_pick_num(&up, s, "forecast_upper", "forecast.metric_upper", NULL)) {
-        json_t *why = json_pick(s, "forecast_error", "forecast.error", NULL);
-        return json_is_string(why) ? "n/a" : "-";
-    }
+    if (!json_pick_num(&up, s, "forecast_upper", "forecast.upper", NULL))
+        return json_is_string(json_object_get(s, "forecast_why")) ? "n/a" : "-";
     fmt_metric(a, sizeof a, metric, up);
-    if (json_pick_num(&horizon, s, "forecast_horizon", "forecast.horizon", NULL))
+    if (json_pick_num(&horizon, s, "forecast.horizon", NULL))
         snprintf(buf, len, "%s in %s", a, fmt_age(h, sizeof h, horizon));
     else
         snprintf(buf, len, "%s", a);
@@ -110,7 +110,8 @@ static int print_services(json_t *list, const char *only)
                              forecast_cell(fc, sizeof fc, s)};
         table_row(t, row);
     }
-    if (table_rows(t) == 0) {
+    size_t rows = table_rows(t);
+    if (rows == 0) {
         table_print_free(t, stderr);
         if (only) {
             fprintf(stderr, "No autoscaled service '%s'.\n", only);
@@ -120,7 +121,22 @@ static int print_services(json_t *list, const char *only)
                         "config.\n");
         return 0;
     }
-    return table_print_free(t, stdout) < 0 ? CLI_EXIT_FAIL : 0;
+    if (table_print_free(t, stdout) < 0)
+        return CLI_EXIT_FAIL;
+    /* What the table has no room for: why a forecast or the engine failed. */
+    json_array_foreach(list, i, s)
+    {
+        const char *name = json_string_value(json_object_get(s, "service"));
+        const char *err = json_string_value(json_object_get(s, "last_error"));
+        const char *why = json_string_value(json_object_get(s, "forecast_why"));
+        if (!name || (only && strcmp(name, only) != 0))
+            continue;
+        if (err)
+            fprintf(stderr, "%s: last error: %s\n", name, err);
+        if (why)
+            fprintf(stderr, "%s: no forecast: %s\n", name, why);
+    }
+    return 0;
 }
 
 int cmd_status(int argc, char **argv)

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 
 SKIP = 77
+SERVERS = []  # every scalecastd started, for their logs on failure
 
 
 class Fail(Exception):
@@ -50,6 +51,8 @@ class Server:
     """One scalecastd with a temporary database; stopped by close()."""
 
     def __init__(self, binary, config=""):
+        SERVERS.append(self)
+        self.final_log = None
         self.tmp = tempfile.TemporaryDirectory(prefix="scalecast-cli-test-")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -74,6 +77,8 @@ class Server:
         raise Fail("scalecastd did not answer /healthz:\n" + self.log_text())
 
     def log_text(self):
+        if self.final_log is not None:
+            return self.final_log
         with open(self.log, errors="replace") as f:
             return f.read()
 
@@ -99,6 +104,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.final_log = self.log_text()
         self.tmp.cleanup()
 
 
@@ -492,7 +498,8 @@ def test_status_decisions(a):
         while time.time() < deadline:
             services = json.loads(srv.request("/api/v1/services"))["services"]
             decisions = json.loads(srv.request("/api/v1/decisions"))["decisions"]
-            if services and decisions:
+            # The first tick may come before the push: wait for one after.
+            if services and decisions and services[0].get("metric_value") is not None:
                 break
             time.sleep(0.2)
         if not services:
@@ -542,6 +549,9 @@ def main():
         return SKIP
     except Fail as e:
         print("FAIL cli.%s: %s" % (a.test, e), file=sys.stderr)
+        for srv in SERVERS:
+            tail = srv.log_text().splitlines()[-15:]
+            print("--- scalecastd log (last lines):\n" + "\n".join(tail), file=sys.stderr)
         return 1
     print("ok cli.%s" % a.test)
     return 0
