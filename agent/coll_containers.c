@@ -3,7 +3,8 @@
  *
  * The engine is asked for the container list only when its event stream says
  * a container started, died, was renamed or removed (and once a minute as a
- * safety net), so a steady node costs the engine nothing. Each round then
+ * safety net), so a steady node costs the engine nothing; the stream is read
+ * at each round. Each round then
  * reads three or four small cgroup files per container through kept-open
  * descriptors. Without an engine the collector stays quiet and looks for one
  * again every 30 s.
@@ -17,7 +18,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cgroup.h"
 #include "collector.h"
@@ -34,6 +34,7 @@ struct ctr {
     char id[65];
     char *name, *service;
     int has_cgroup;
+    double find_after, find_wait; /* when to look for a missing cgroup again */
     struct pfile cpu, mem, stat, limit;
     int primed;
     unsigned long long prev_ns;
@@ -52,13 +53,6 @@ struct ctrs_state {
     double next_list, next_engine_try;
     int engine_up, said_no_engine, list_failing;
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int ctrs_create(const struct agent_paths *paths, void **state)
 {
@@ -95,11 +89,19 @@ static void ctr_release(struct ctr *c)
     }
 }
 
-static void ctr_open(struct ctrs_state *s, struct ctr *c)
+/* Finds the container's cgroup files. A container whose cgroup is not
+ * there (another engine's, or one in an unusual place) is looked for again
+ * after 5 s, then less and less often: the search walks the hierarchy. */
+static void ctr_open(struct ctrs_state *s, struct ctr *c, double now)
 {
     char *cpu_dir, *mem_dir;
+    if (now < c->find_after)
+        return;
     if (cgroup_find(&s->cg, c->id, &cpu_dir, &mem_dir) < 0) {
-        log_debug("agent", "containers: no cgroup found for %s (%.12s) yet", c->name, c->id);
+        c->find_wait = c->find_wait ? (c->find_wait * 2 > 300 ? 300 : c->find_wait * 2) : 5;
+        c->find_after = now + c->find_wait;
+        log_debug("agent", "containers: no cgroup found for %s (%.12s); looking again in %.0f s",
+                  c->name, c->id, c->find_wait);
         return;
     }
     char *p;
@@ -133,7 +135,7 @@ static void read_host_total(struct ctrs_state *s)
 }
 
 /* Replaces the container table with the engine's current list. */
-static void apply_list(struct ctrs_state *s, const struct docker_list *l)
+static void apply_list(struct ctrs_state *s, const struct docker_list *l, double now)
 {
     struct ctr *v = xcalloc(l->n ? l->n : 1, sizeof *v);
     for (size_t i = 0; i < l->n; i++) {
@@ -150,7 +152,7 @@ static void apply_list(struct ctrs_state *s, const struct docker_list *l)
         c->name = xstrdup(l->v[i].name);
         c->service = l->v[i].service ? xstrdup(l->v[i].service) : NULL;
         if (!c->has_cgroup)
-            ctr_open(s, c);
+            ctr_open(s, c, now);
     }
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].id[0])
@@ -177,7 +179,7 @@ static void relist(struct ctrs_state *s, double now)
         log_info("agent", "containers: the engine answers again");
     s->list_failing = 0;
     read_host_total(s);
-    apply_list(s, &l);
+    apply_list(s, &l, now);
     log_debug("agent", "containers: %zu running", l.n);
     docker_list_free(&l);
 }
@@ -202,7 +204,7 @@ static void watch_engine(struct ctrs_state *s, double now)
         s->next_engine_try = now + ENGINE_RETRY;
         if (s->n) {
             struct docker_list none = {NULL, 0};
-            apply_list(s, &none);
+            apply_list(s, &none, now);
         }
         return;
     }
@@ -248,32 +250,26 @@ static void ctr_collect(struct ctrs_state *s, struct ctr *c, const struct tick *
 static void ctrs_collect(void *state, const struct tick *t, struct sampleset *out)
 {
     struct ctrs_state *s = state;
+    /* Events are read once per round rather than watched between rounds:
+     * on a busy node that would wake the agent for every event, and one
+     * relist per round covers any number of them. */
+    if (docker_events_fd(s->dk) >= 0) {
+        int rc = docker_events_drain(s->dk);
+        if (rc != 0)
+            s->dirty = 1;
+        if (rc < 0) {
+            /* The engine closed the stream (restart, shutdown): resubscribe
+             * now; that also relists. */
+            log_debug("agent", "containers: the Docker event stream ended (%s)", strerror(-rc));
+            s->next_engine_try = t->mono;
+        }
+    }
     watch_engine(s, t->mono);
     if (s->engine_up && (s->dirty || t->mono >= s->next_list))
         relist(s, t->mono);
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].has_cgroup)
             ctr_collect(s, &s->v[i], t, out);
-    }
-}
-
-static int ctrs_poll_fd(void *state)
-{
-    struct ctrs_state *s = state;
-    return docker_events_fd(s->dk);
-}
-
-static void ctrs_on_readable(void *state)
-{
-    struct ctrs_state *s = state;
-    int rc = docker_events_drain(s->dk);
-    if (rc != 0)
-        s->dirty = 1;
-    if (rc < 0) {
-        /* The engine closed the stream (restart, shutdown): resubscribe at the
-         * next round; that also relists. */
-        log_warn("agent", "containers: the Docker event stream ended (%s)", strerror(-rc));
-        s->next_engine_try = mono_now();
     }
 }
 
@@ -294,7 +290,5 @@ const struct collector collector_containers = {
     .name = "containers",
     .create = ctrs_create,
     .collect = ctrs_collect,
-    .poll_fd = ctrs_poll_fd,
-    .on_readable = ctrs_on_readable,
     .destroy = ctrs_destroy,
 };

@@ -175,6 +175,30 @@ static void backoff(struct pusher *p, double now, const char *why)
     }
 }
 
+static void answered(struct pusher *p, double now);
+
+/* A server may answer (413, 400) and close before it read the whole body;
+ * take that answer rather than calling it a network failure and resending
+ * the same batch forever. Returns 1 if a complete answer was there. */
+static int early_answer(struct pusher *p, double now)
+{
+    char chunk[4096];
+    http_resp_reset(&p->resp);
+    for (;;) {
+        ssize_t n = recv(p->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        int rc = n > 0    ? http_resp_feed(&p->resp, chunk, (size_t)n)
+                 : n == 0 ? http_resp_eof(&p->resp)
+                          : -EAGAIN;
+        if (rc == 1) {
+            p->resp.close = 1;
+            answered(p, now);
+            return 1;
+        }
+        if (rc < 0 || n == 0)
+            return 0;
+    }
+}
+
 static void send_some(struct pusher *p, double now)
 {
     size_t hl = p->head.len, total = hl + p->body.len;
@@ -190,6 +214,10 @@ static void send_some(struct pusher *p, double now)
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
+            int err = errno;
+            if (early_answer(p, now))
+                return;
+            errno = err;
             if (p->reused && (errno == EPIPE || errno == ECONNRESET)) {
                 /* The server closed the idle connection first: not a failure. */
                 drop_conn(p);
@@ -316,8 +344,10 @@ void push_kick(struct pusher *p, double now, int now_please)
         return;
     if (!now_please && p->failures && now < p->retry_at)
         return;
-    if (spool_peek(p->sp, p->limit, &p->batch, &p->lines) == 0)
+    if (spool_peek(p->sp, p->limit, &p->batch, &p->lines) == 0) {
+        p->failures = 0; /* nothing to send: nothing to back off from */
         return;
+    }
     build_request(p);
     p->deadline = now + p->o.timeout;
     if (p->fd >= 0) {

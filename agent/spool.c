@@ -20,7 +20,7 @@
 /* Once everything is delivered and the newest segment is at least this big,
  * a fresh segment starts and the old one is deleted: the spool stays small
  * while the server keeps up. */
-#define ROTATE_CAUGHT_UP (64 * 1024)
+#define ROTATE_CAUGHT_UP (256 * 1024)
 #define READ_CHUNK (64 * 1024)
 
 struct seg {

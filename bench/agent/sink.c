@@ -47,8 +47,8 @@ static int serve(struct conn *c, unsigned long *requests)
         if (c->len < head + body)
             return 0;
         unsigned long samples = 0;
-        for (char *p = c->buf + head; (p = memmem(p, (size_t)(c->buf + head + body - p), "\"ts\"", 4));
-             p += 4)
+        for (char *p = c->buf + head;
+             (p = memmem(p, (size_t)(c->buf + head + body - p), "\"ts\"", 4)); p += 4)
             samples++;
         char answer[160];
         char json[64];
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((unsigned short)atoi(argv[1])),
+                             .sin_port = htons((unsigned short)strtoul(argv[1], NULL, 10)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 64) < 0) {
         perror("sink: bind");

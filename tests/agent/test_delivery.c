@@ -4,8 +4,8 @@
  * demand; the outage test (test_outage.c) runs against the real server.
  *
  * Usage: test_agent_delivery AGENT SCENARIO
- * Scenarios: normal server_errors slow dropped_connections refused sigterm_flush
- *            restart kill9
+ * Scenarios: normal server_errors slow dropped_connections refused too_large
+ *            sigterm_flush restart kill9
  * Each checks that every collected sample arrives, in order, and that any
  * sample sent twice was sent byte-for-byte the same (the server's
  * (node, container, metric, ts) key then absorbs it). */
@@ -26,7 +26,7 @@
 #include "unit.h"
 #include "xalloc.h"
 
-enum mode { M_OK, M_FAIL, M_SLOW, M_CLOSE, M_REJECT };
+enum mode { M_OK, M_FAIL, M_SLOW, M_CLOSE, M_REJECT, M_TOO_LARGE };
 
 struct rec {
     double ts;
@@ -143,6 +143,9 @@ static void *conn_main(void *arg)
         if (!json_is_array(samples)) {
             status = 400;
             snprintf(msg, sizeof msg, "{\"error\": \"samples: missing\"}");
+        } else if (m == M_TOO_LARGE) {
+            status = 413;
+            snprintf(msg, sizeof msg, "{\"error\": \"body over the 1-byte limit\"}");
         } else if (m == M_FAIL) {
             status = 500;
             snprintf(msg, sizeof msg, "{\"error\": \"injected failure\"}");
@@ -169,6 +172,10 @@ static void *conn_main(void *arg)
         json_decref(j);
         if (m == M_CLOSE)
             break;
+        if (m == M_TOO_LARGE) {
+            answer(fd, status, msg); /* and close, as a server does after a 413 */
+            break;
+        }
         if (m == M_SLOW)
             harness_sleep(2.5); /* committed, but answered too late */
         answer(fd, status, msg);
@@ -342,6 +349,22 @@ static void refused(void)
     CHECK(log_has("samples[0].metrics.cpu: injected refusal"));
 }
 
+/* 413 for everything: every batch is split down to single samples, each
+ * refused for good and dropped, and the agent neither stalls nor retries
+ * them forever. */
+static void too_large(void)
+{
+    set_mode(M_TOO_LARGE);
+    pid_t pid = start_agent();
+    harness_sleep(4.5);
+    struct agent_stats st = stop_agent(pid, 3);
+    CHECK(st.collected >= 3);
+    CHECK(st.refused == st.collected);
+    CHECK(st.left == 0);
+    CHECK(stored() == 0);
+    CHECK(log_has("413 {\"error\": \"body over the 1-byte limit\"}"));
+}
+
 static void sigterm_flush(void)
 {
     set_mode(M_FAIL);
@@ -430,6 +453,8 @@ int main(int argc, char **argv)
         outage_then(M_CLOSE, 4, "connection closed mid-answer");
     else if (strcmp(scenario, "refused") == 0)
         refused();
+    else if (strcmp(scenario, "too_large") == 0)
+        too_large();
     else if (strcmp(scenario, "sigterm_flush") == 0)
         sigterm_flush();
     else if (strcmp(scenario, "restart") == 0)
