@@ -56,12 +56,15 @@ sc_start_dockerd() {
         case $_a in unix://*) _hostarg="-H $_a" ;; esac
     done
     while :; do
-        sc_say "starting: dockerd $* $_extra (log: $_log)"
+        _flags=$(echo "$* $_extra" | xargs)
+        sc_say "starting: dockerd${_flags:+ $_flags} (log: $_log)"
+        # fd 9 is engine.sh's lock: the daemon must not inherit it, or every
+        # later engine.sh would wait for the lock as long as dockerd runs.
         # shellcheck disable=SC2086
-        setsid dockerd "$@" $_extra >>"$_log" 2>&1 </dev/null &
+        setsid dockerd "$@" $_extra >>"$_log" 2>&1 </dev/null 9>&- &
         _dpid=$!
         if sc_wait_engine "$_hostarg" "$_dpid" 60; then
-            sc_say "dockerd is up (pid $_dpid) with flags: $* $_extra"
+            sc_say "dockerd is up (pid $_dpid) with flags: ${_flags:-none}"
             # shellcheck disable=SC2034 # read by the scripts that source this
             SC_DOCKERD_EXTRA=$_extra
             return 0
