@@ -8,6 +8,7 @@
 # /usr prefix, /etc/opt/... for /opt/..., else PREFIX/etc. DESTDIR is
 # honoured (packaging: -DCMAKE_INSTALL_PREFIX=/usr, DESTDIR=staging).
 include(GNUInstallDirs)
+set(SCALECAST_INSTALL_RULES ON) # tests/cli registers packaging.install
 
 set(SCALECAST_SYSCONFDIR "" CACHE PATH
     "Absolute directory holding scalecast/scalecast.conf (default: from the install prefix)")
