@@ -732,7 +732,7 @@ static int parse_line(struct parser *ps, const char *s, const char *end)
         return -EINVAL;
     while (p < end && *p == ' ')
         p++;
-    double ts;
+    double ts = 0; /* set by parse_ts on success; silences a GCC false positive */
     if (parse_ts(ps, p, end, &ts) < 0)
         return -EINVAL;
     ps->stats.lines++;

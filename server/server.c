@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "ingest.h"
+#include "lineproto.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -27,6 +29,7 @@ struct pending {
     struct server *srv;
     struct evhttp_request *req;
     size_t n;
+    bool influx; /* answer like InfluxDB's /write: 204, no body */
     int status;
     char err[256];
     struct pending *next;
@@ -166,7 +169,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&s->done_lock);
     while (p) {
         struct pending *next = p->next;
-        if (p->status == 0) {
+        if (p->status == 0 && p->influx) {
+            evhttp_send_reply(p->req, 204, "No Content", NULL);
+            srv_count(s, 204);
+        } else if (p->status == 0) {
             srv_reply_json(s, p->req, 200, json_pack("{sI}", "accepted", (json_int_t)p->n));
         } else {
             int code = p->status == -ENOSPC ? 503 : 500;
@@ -179,6 +185,101 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Inflates a gzip body (Telegraf's default content encoding) into *out,
+ * refusing to grow past max bytes. Returns 0, -E2BIG past the limit, or
+ * -EINVAL for corrupt data. */
+static int gunzip(const unsigned char *in, size_t len, size_t max, unsigned char **out,
+                  size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+        return -EINVAL;
+    size_t cap = len * 4 + 1024 < max ? len * 4 + 1024 : max + 1;
+    unsigned char *buf = xmalloc(cap);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)len;
+    int rc;
+    do {
+        if (z.total_out == cap) {
+            if (cap > max) {
+                rc = Z_BUF_ERROR;
+                break;
+            }
+            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            buf = xrealloc(buf, cap);
+        }
+        z.next_out = buf + z.total_out;
+        z.avail_out = (uInt)(cap - z.total_out);
+        rc = inflate(&z, Z_NO_FLUSH);
+    } while (rc == Z_OK);
+    size_t total = z.total_out;
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return total > max ? -E2BIG : -EINVAL;
+    }
+    *out = buf;
+    *outlen = total;
+    return 0;
+}
+
+/* The request body, inflated when Content-Encoding says gzip. *owned is set
+ * when the returned bytes must be freed. Returns NULL after having answered
+ * the error. */
+static const char *request_body(struct server *s, struct evhttp_request *req, size_t *len,
+                                unsigned char **owned)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    *len = evbuffer_get_length(in);
+    const char *body = *len ? (const char *)evbuffer_pullup(in, -1) : "";
+    *owned = NULL;
+    const char *enc =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+    if (!enc || strcasecmp(enc, "identity") == 0)
+        return body;
+    if (strcasecmp(enc, "gzip") != 0) {
+        srv_reply_error(s, req, 415, "Content-Encoding '%.32s' not supported (use gzip or none)",
+                        enc);
+        return NULL;
+    }
+    int rc = gunzip((const unsigned char *)body, *len, s->cfg->server.max_body_bytes, owned, len);
+    if (rc == -E2BIG) {
+        srv_reply_error(s, req, 413, "body inflates past max_body_size (%zu bytes)",
+                        s->cfg->server.max_body_bytes);
+        return NULL;
+    }
+    if (rc < 0) {
+        srv_reply_error(s, req, 400, "body is not valid gzip data");
+        return NULL;
+    }
+    return (const char *)*owned;
+}
+
+/* Queues a parsed batch for the next group commit; the reply follows it. */
+static void submit_batch(struct server *s, struct evhttp_request *req, struct ingest_batch *b,
+                         bool influx)
+{
+    if (b->n == 0) {
+        ingest_batch_free(b);
+        if (influx) {
+            evhttp_send_reply(req, 204, "No Content", NULL);
+            srv_count(s, 204);
+        } else {
+            srv_reply_json(s, req, 200, json_pack("{si}", "accepted", 0));
+        }
+        return;
+    }
+    struct pending *p = xcalloc(1, sizeof *p);
+    p->srv = s;
+    p->req = req;
+    p->n = b->n;
+    p->influx = influx;
+    s->inflight++;
+    store_submit(s->st, b->samples, b->n, ingest_done, p);
+    ingest_batch_free(b);
+}
+
 static void handle_ingest(struct server *s, struct evhttp_request *req)
 {
     const char *ctype =
@@ -187,28 +288,47 @@ static void handle_ingest(struct server *s, struct evhttp_request *req)
         srv_reply_error(s, req, 415, "Content-Type must be application/json, not '%.64s'", ctype);
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *body = (const char *)evbuffer_pullup(in, -1);
+    size_t len;
+    unsigned char *owned;
+    const char *body = request_body(s, req, &len, &owned);
+    if (!body)
+        return;
     struct ingest_batch b;
     char err[512];
-    if (ingest_parse_json(body ? body : "", len, &b, err, sizeof err) < 0) {
+    int rc = ingest_parse_json(body, len, &b, err, sizeof err);
+    free(owned);
+    if (rc < 0) {
         s->samples_rejected++;
         srv_reply_error(s, req, 400, "%s", err);
         return;
     }
-    if (b.n == 0) {
-        ingest_batch_free(&b);
-        srv_reply_json(s, req, 200, json_pack("{si}", "accepted", 0));
+    submit_batch(s, req, &b, false);
+}
+
+/* InfluxDB line protocol at /write (1.x) and /api/v2/write (2.x), so an
+ * existing Telegraf can feed scalecast (mapping: docs/telegraf.md). */
+static void handle_influx_write(struct server *s, struct evhttp_request *req)
+{
+    struct evkeyvalq q;
+    if (srv_query(s, req, &q) < 0)
         return;
+    size_t len;
+    unsigned char *owned;
+    const char *body = request_body(s, req, &len, &owned);
+    if (body) {
+        struct lineproto_opts o = {evhttp_find_header(&q, "precision"), srv_now()};
+        struct ingest_batch b;
+        char err[512];
+        int rc = lineproto_parse(body, len, &o, s->lp_state, &b, NULL, err, sizeof err);
+        free(owned);
+        if (rc < 0) {
+            s->samples_rejected++;
+            srv_reply_error(s, req, 400, "%s", err);
+        } else {
+            submit_batch(s, req, &b, true);
+        }
     }
-    struct pending *p = xcalloc(1, sizeof *p);
-    p->srv = s;
-    p->req = req;
-    p->n = b.n;
-    s->inflight++;
-    store_submit(s->st, b.samples, b.n, ingest_done, p);
-    ingest_batch_free(&b);
+    evhttp_clear_headers(&q);
 }
 
 static void handle_healthz(struct server *s, struct evhttp_request *req)
@@ -237,6 +357,8 @@ struct route {
 
 static const struct route routes[] = {
     {"/api/v1/metrics", EVHTTP_REQ_POST, AUTH_INGEST, handle_ingest},
+    {"/write", EVHTTP_REQ_POST, AUTH_INGEST, handle_influx_write},
+    {"/api/v2/write", EVHTTP_REQ_POST, AUTH_INGEST, handle_influx_write},
     {"/healthz", EVHTTP_REQ_GET, AUTH_NONE, handle_healthz},
     {"/api/v1/nodes", EVHTTP_REQ_GET, AUTH_READ, query_nodes},
     {"/api/v1/series", EVHTTP_REQ_GET, AUTH_READ, query_series},
@@ -458,6 +580,7 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
         server_free(s);
         return -1;
     }
+    s->lp_state = lineproto_state_new();
     s->notify = event_new(s->base, -1, EV_PERSIST | EV_READ, on_notify, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -496,6 +619,7 @@ void server_free(struct server *s)
     if (s->drain_timer)
         event_free(s->drain_timer);
     store_reader_close(s->reader);
+    lineproto_state_free(s->lp_state);
     if (s->base)
         event_base_free(s->base);
     if (s->ssl_ctx)

@@ -1269,7 +1269,8 @@ static int log_points(struct store_reader *r, int64_t sid, double from, double t
         free(t);
         return -EIO;
     }
-    qsort(t, n, sizeof *t, cmp_point_seq);
+    if (n)
+        qsort(t, n, sizeof *t, cmp_point_seq);
     struct point *p = xmalloc((n ? n : 1) * sizeof *p);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
