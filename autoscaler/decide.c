@@ -53,16 +53,18 @@ void decide_aggregate(enum policy_agg agg, const struct decide_series *s, size_t
     memset(out, 0, sizeof *out);
     out->value = NAN;
     out->newest = -INFINITY;
-    double sum = 0, max = -INFINITY;
+    double sum_means = 0, max = -INFINITY;
     double *all = NULL;
     size_t cap = 0;
     for (size_t i = 0; i < ns; i++) {
-        size_t before = out->nsamples;
+        double sum = 0;
+        size_t n = 0;
         for (size_t k = first_after(&s[i], from); k < s[i].n && s[i].ts[k] <= to; k++) {
             double v = s[i].v[k];
             if (isnan(v))
                 continue;
             sum += v;
+            n++;
             if (v > max)
                 max = v;
             if (s[i].ts[k] > out->newest)
@@ -73,8 +75,10 @@ void decide_aggregate(enum policy_agg agg, const struct decide_series *s, size_t
             }
             out->nsamples++;
         }
-        if (out->nsamples > before)
+        if (n > 0) {
             out->nseries++;
+            sum_means += sum / (double)n;
+        }
     }
     if (out->nsamples == 0) {
         free(all);
@@ -84,7 +88,7 @@ void decide_aggregate(enum policy_agg agg, const struct decide_series *s, size_t
     out->ok = true;
     switch (agg) {
     case POLICY_AGG_AVG:
-        out->value = sum / (double)out->nsamples;
+        out->value = sum_means / out->nseries;
         break;
     case POLICY_AGG_MAX:
         out->value = max;
@@ -211,6 +215,8 @@ static void prune(struct rec *r, size_t *n, double now, double keep)
     size_t k = 0;
     while (k < *n && r[k].ts < now - keep)
         k++;
+    if (k == 0)
+        return;
     memmove(r, r + k, (*n - k) * sizeof *r);
     *n -= k;
 }
@@ -327,7 +333,11 @@ static int rule_target(struct eval *e)
         say(&e->why, "target %g%s -> %d", p->target_utilization, e->unit, want);
         return want;
     }
-    say(&e->why, "target %g%s, within tolerance %g", p->target_utilization, e->unit, p->tolerance);
+    if (ratio >= 1 - p->tolerance && ratio <= 1 + p->tolerance)
+        say(&e->why, "target %g%s, within tolerance %g", p->target_utilization, e->unit,
+            p->tolerance);
+    else
+        say(&e->why, "target %g%s -> %d", p->target_utilization, e->unit, d->current);
     return d->current;
 }
 

@@ -38,15 +38,18 @@ struct decide_series {
 
 struct decide_agg {
     bool ok;       /* at least one sample in the window */
-    double value;  /* avg / max / p95 of every sample of every series in the window */
+    double value;  /* see decide_aggregate */
     double newest; /* time of the newest sample in the window */
     int nseries;   /* series with at least one sample in the window */
     size_t nsamples;
 };
 
-/* Combines the samples of all series with from < ts <= to: their mean, their
- * maximum, or their 95th percentile (linear interpolation between closest
- * ranks, as numpy's default). NaN samples are skipped. */
+/* Combines the samples of all series with from < ts <= to. avg: the mean of
+ * each series' own mean (as the HPA averages per-pod usage), so a series
+ * reporting more often, or a new one with few samples yet, does not weigh
+ * more; value x nseries is then the total load. max: the largest sample.
+ * p95: the 95th percentile of all samples (linear interpolation between
+ * closest ranks, as numpy's default). NaN samples are skipped. */
 void decide_aggregate(enum policy_agg agg, const struct decide_series *s, size_t ns, double from,
                       double to, struct decide_agg *out /* out */);
 
