@@ -182,6 +182,50 @@ static void test_load_all(void)
     config_free(&c);
 }
 
+/* config/scalecast.conf loads as shipped, and its commented-out example
+ * services (lines starting with ';') are valid policies once uncommented. */
+static void test_example_config(void)
+{
+    const char *path = SC_SOURCE_DIR "/config/scalecast.conf";
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    CHECK(config_load(&c, path, err, sizeof err) == 0);
+    CHECK(c.nservices == 0);
+    config_free(&c);
+
+    FILE *in = fopen(path, "r");
+    char tmp[] = "/tmp/sc_example_XXXXXX", line[1024];
+    int fd = mkstemp(tmp);
+    FILE *out = fdopen(fd, "w");
+    CHECK(in && out);
+    while (in && fgets(line, sizeof line, in)) {
+        if (line[0] == ';')
+            fputs(line[1] == ' ' ? line + 2 : line + 1, out);
+        else
+            fputs(line, out);
+    }
+    if (in)
+        fclose(in);
+    fclose(out);
+    config_defaults(&c);
+    CHECK(config_load(&c, tmp, err, sizeof err) == 0);
+    struct policy *all = NULL;
+    size_t n = 0;
+    CHECK(policy_load_all(&c, &all, &n, err, sizeof err) == 0);
+    if (err[0])
+        fprintf(stderr, "  %s\n", err);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK(all[0].target.kind == POLICY_TARGET_SWARM);
+        CHECK(all[1].target.kind == POLICY_TARGET_CONTAINERS && all[1].mode == POLICY_DRY_RUN);
+        CHECK(all[2].target.kind == POLICY_TARGET_NONE && all[2].source == POLICY_SOURCE_NODES);
+    }
+    free(all);
+    config_free(&c);
+    unlink(tmp);
+}
+
 /* One data-driven case: the file's first line says what to expect. */
 static int run_case(const char *path)
 {
@@ -230,5 +274,6 @@ int main(int argc, char **argv)
     RUN(test_values);
     RUN(test_targets);
     RUN(test_load_all);
+    RUN(test_example_config);
     return UNIT_DONE();
 }
