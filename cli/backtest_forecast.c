@@ -31,11 +31,11 @@ static void usage(FILE *fp)
             "  --confidence C        interval level, 0 < C < 1 (default 0.9)\n"
             "  --model M             last|linear|seasonal|holt|auto: whose rows --csv writes\n"
             "                        (default auto)\n"
-            "  --window SECONDS      history each forecast sees (default 259200, 3 days)\n"
+            "  --window SECONDS      history each forecast sees (default 345600, 4 days)\n"
             "  --warmup SECONDS      history before scoring starts (default max(window, 2 periods))\n"
             "  --period SECONDS      seasonal period (default 86400)\n"
             "  --harmonics K         Fourier pairs of the seasonal model (default 4)\n"
-            "  --eval-points N       rolling-origin forecasts auto scores (default 288)\n"
+            "  --eval-points N       rolling-origin forecasts auto scores (default 576)\n"
             "output:\n"
             "  --csv FILE            per-step rows: ts,actual,forecast,lower,upper,model\n"
             "  --tsv                 print the table as tab-separated values\n");

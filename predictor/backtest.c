@@ -27,7 +27,7 @@ void bt_opts_default(struct bt_opts *o)
     memset(o, 0, sizeof *o);
     pred_opts_default(&o->pred);
     o->steps = 1;
-    o->window = 3 * 86400.0;
+    o->window = 4 * 86400.0;
     o->warmup = -1;
     o->peer_window = 3600;
     o->rows_model = PRED_AUTO;

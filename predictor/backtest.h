@@ -44,7 +44,7 @@ const char *bt_series_name(enum bt_series s);
 struct bt_opts {
     struct pred_opts pred;      /* model options; horizon and model are set per step */
     size_t steps;               /* horizon in samples, >= 1 (default 1) */
-    double window;              /* seconds of history per forecast (default 3 days) */
+    double window;              /* seconds of history per forecast (default 4 days) */
     double warmup;              /* history before the first scored origin; < 0:
                                  * max(window, 2 periods) (default -1) */
     double peer_window;         /* linreg peer's fit window, seconds (default 3600) */

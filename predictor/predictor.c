@@ -47,9 +47,10 @@ void pred_opts_default(struct pred_opts *o)
     o->linear_window = 3600;
     o->halflife = 0;
     o->profile_days = 1;
-    o->eval_points = 288;
+    o->eval_points = 576;
     o->min_calib = 30;
     o->switch_margin = 0.02;
+    o->switch_t = 1.5;
 }
 
 static int opts_valid(const struct pred_opts *o)
@@ -59,7 +60,7 @@ static int opts_valid(const struct pred_opts *o)
            o->harmonics >= 1 && o->harmonics <= 12 && o->profile_days >= 1 &&
            o->profile_days <= 28 && o->linear_window >= 0 &&
            isfinite(o->linear_window) && o->halflife >= 0 && isfinite(o->halflife) &&
-           o->switch_margin >= 0 && o->switch_margin < 1;
+           o->switch_margin >= 0 && o->switch_margin < 1 && !isnan(o->switch_t);
 }
 
 static int input_valid(const double *ts, const double *v, size_t n)
@@ -213,19 +214,51 @@ static int ctx_init(struct pctx *c, const double *ts, const double *v, size_t n,
 /* Per-model results the engine keeps besides struct pmodel. */
 struct scored {
     struct pmodel m;
-    double mae; /* over the evaluation origins; NAN when none */
+    double mae;       /* over the evaluation origins; NAN when none */
+    double gain_t; /* Diebold-Mariano statistic of its gain over the last value */
 };
 
-static void score(const struct pctx *c, struct scored *s)
+/* Diebold-Mariano statistic of the gains d[0..n-1] of a model over the last
+ * value (d = |e_last| - |e_model|): mean(d) over its standard error, with a
+ * Newey-West (Bartlett) long-run variance because overlapping h-step errors
+ * and bursts make d autocorrelated. Lags: at least h - 1, and the usual
+ * floor(4 (n/100)^(2/9)). Cost O(n * lags). */
+static double dm_stat(const double *d, size_t n, size_t h, double mean)
 {
-    double sum = 0;
-    if (s->m.rc < 0 || c->ne == 0 || !s->m.eval_ok) {
-        s->mae = NAN;
+    size_t lags = (size_t)floor(4 * pow((double)n / 100, 2.0 / 9));
+    if (h - 1 > lags)
+        lags = h - 1;
+    if (lags > n / 4)
+        lags = n / 4;
+    double lrv = 0;
+    for (size_t j = 0; j <= lags; j++) {
+        double g = 0;
+        for (size_t k = j; k < n; k++)
+            g += (d[k] - mean) * (d[k - j] - mean);
+        g /= (double)n;
+        lrv += j == 0 ? g : 2 * (1 - (double)j / (double)(lags + 1)) * g;
+    }
+    if (!(lrv > 1e-300))
+        return mean > 0 ? INFINITY : mean < 0 ? -INFINITY : 0;
+    return mean / sqrt(lrv / (double)n);
+}
+
+static void score(const struct pctx *c, struct scored *s, const struct scored *last,
+                  double *d /* scratch [ne] */)
+{
+    double sum = 0, gain = 0;
+    if (s->m.rc < 0 || c->ne < 2 || !s->m.eval_ok) {
+        s->mae = s->gain_t = NAN;
         return;
     }
-    for (size_t k = 0; k < c->ne; k++)
-        sum += fabs(c->v[c->e0 + k + c->h] - s->m.fe[k]);
+    for (size_t k = 0; k < c->ne; k++) {
+        double y = c->v[c->e0 + k + c->h], e = fabs(y - s->m.fe[k]);
+        d[k] = fabs(y - last->m.fe[k]) - e;
+        sum += e;
+        gain += d[k];
+    }
     s->mae = sum / (double)c->ne;
+    s->gain_t = s == last ? 0 : dm_stat(d, c->ne, c->h, gain / (double)c->ne);
 }
 
 static void fill_need(const struct pmodel *m, struct pred_forecast *f)
@@ -288,20 +321,29 @@ static void finish(const struct pctx *c, const struct scored *s, const struct sc
     f->peak_upper = fmax(f->peak_upper, f->peak);
 }
 
-/* Auto's rule: the simplest model whose rolling-origin MAE is within
- * switch_margin of the best; persistence unless enough origins were scored. */
+/* Auto's rule: a model is eligible when its advantage over the last value on
+ * the evaluation origins is clear: the Diebold-Mariano t statistic of the
+ * absolute-error differences is at least switch_t (one lucky burst is not
+ * enough). Among the eligible and the last value, the simplest whose
+ * rolling-origin MAE is within switch_margin of the best wins. With too few
+ * origins scored, the last value. */
 static enum pred_model choose(const struct pctx *c, const struct scored *s)
 {
     double best = INFINITY;
-    if (c->ne < c->o->min_calib || c->ne == 0)
+    int ok[PRED_NCONCRETE];
+    if (c->ne < c->o->min_calib || c->ne < 2)
         return PRED_LAST;
     for (int i = 0; i < PRED_NCONCRETE; i++) {
-        if (s[i].m.rc == 0 && s[i].mae < best)
+        ok[i] = s[i].m.rc == 0 && !isnan(s[i].mae) &&
+                (i == PRED_LAST ||
+                 (s[i].gain_t >= c->o->switch_t &&
+                  s[i].mae < s[PRED_LAST].mae));
+        if (ok[i] && s[i].mae < best)
             best = s[i].mae;
     }
     for (int i = 0; i < PRED_NCONCRETE; i++) {
         enum pred_model m = simplest_first[i];
-        if (s[m].m.rc == 0 && s[m].mae <= best * (1 + c->o->switch_margin))
+        if (ok[m] && s[m].mae <= best * (1 + c->o->switch_margin))
             return m;
     }
     return PRED_LAST;
@@ -346,7 +388,7 @@ static int run(const double *ts, const double *v, size_t n, const struct pred_op
         if (!(want & (1u << i)))
             continue;
         model_fns[i](&c, &s[i].m);
-        score(&c, &s[i]);
+        score(&c, &s[i], &s[PRED_LAST], scratch);
     }
     for (int i = 0; i < PRED_NCONCRETE; i++) {
         if (!(want & (1u << i)))

@@ -56,11 +56,14 @@ struct pred_opts {
                             * seconds; 0: unweighted (default 0) */
     int profile_days;      /* periods the snaive profile averages, 1..28 (default 1) */
     size_t eval_points;    /* rolling-origin forecasts auto scores and calibrates
-                            * on, at most (default 288); at most half the window */
+                            * on, at most (default 576); at most half the window */
     size_t min_calib;      /* fewer rolling-origin errors than this: textbook
                             * intervals instead of empirical ones (default 30) */
-    double switch_margin;  /* auto keeps the last value unless a model's error is
-                            * this fraction lower (default 0.02) */
+    double switch_margin;  /* auto prefers a simpler model whose rolling-origin
+                            * error is within this fraction of the best (0.02) */
+    double switch_t;       /* auto leaves the last value only for a model whose
+                            * rolling-origin gain over it has at least this
+                            * Diebold-Mariano t statistic (default 1.5) */
 };
 
 /* Fills *o with the defaults above. */

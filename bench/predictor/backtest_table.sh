@@ -2,7 +2,8 @@
 # Backtests the predictor on every trace of a folder (default ../shared/traces)
 # at horizons 1 and 6 steps, confidence 0.9, and prints a Markdown table:
 # per trace and horizon, MASE and 90% interval coverage of auto, the MASE of
-# each model and peer baseline, and which models auto chose.
+# each model and peer baseline, and which models auto chose; then a summary
+# against the peers (table_summary.awk).
 #
 # usage: bench/predictor/backtest_table.sh [SCALECAST_BINARY] [TRACES_DIR] [extra backtest args...]
 set -eu
@@ -22,6 +23,9 @@ args_for() {
     esac
 }
 
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+{
 echo "| trace | h | auto MASE | auto cover | last | linear | seasonal | holt | snaive | peer:yesterday | peer:linreg-1h | peer:hw-daily | auto chose (last/linear/seasonal/holt/snaive %) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 find "$dir" -name '*.csv' | LC_ALL=C sort | while read -r f; do
@@ -49,3 +53,6 @@ find "$dir" -name '*.csv' | LC_ALL=C sort | while read -r f; do
             }'
     done
 done
+} > "$tmp"
+cat "$tmp"
+awk -f "$here/table_summary.awk" "$tmp"
