@@ -15,6 +15,12 @@ byte for byte (a single trailing newline is dropped). Keys:
       pad BYTES                  a valid one-sample batch padded with spaces
                                  to BYTES bytes
       prefix-repeat N TEXT SUFFIX    (no spaces inside the three parts)
+      gzip-json-batch N          json-batch N, gzip-compressed
+      gzip-spaces N              N spaces, gzip-compressed (a small body
+                                 that inflates to N bytes)
+      gzip-truncated N           gzip-json-batch N cut in the middle
+      gzip-two-members N         two gzip members of N samples each (RFC 1952:
+                                 the body is their concatenation)
   config: LINE                  repeatable: lines added to [server] of a
                                 config file (the server then runs with it)
   status: CODE                  expected status code
@@ -35,6 +41,7 @@ it must exit 0 on SIGTERM.
 """
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -136,6 +143,23 @@ def generate(spec, path):
         doc = json.dumps({"node": "pad", "samples": [{"ts": 1732000000, "metrics": {"cpu": 1}}]})
         size = int(parts[0])
         return (doc + " " * max(0, size - len(doc))).encode()
+    if kind == "gzip-json-batch" and len(parts) == 1:
+        return gzip.compress(generate("json-batch " + parts[0], path), mtime=0)
+    if kind == "gzip-spaces" and len(parts) == 1:
+        return gzip.compress(b" " * int(parts[0]), mtime=0)
+    if kind == "gzip-truncated" and len(parts) == 1:
+        z = gzip.compress(generate("json-batch " + parts[0], path), mtime=0)
+        return z[: len(z) // 2]
+    if kind == "gzip-two-members" and len(parts) == 1:
+        n = int(parts[0])
+        docs = []
+        for k in range(2):
+            samples = [{"ts": 1732000000 + i, "metrics": {"cpu": i % 100}} for i in range(n)]
+            docs.append(json.dumps([{"node": "member%d" % k, "samples": samples}]))
+        # '[a] [b]' is not one JSON value, so the members split one array.
+        text = docs[0][:-1] + ", " + docs[1][1:]
+        half = len(text) // 2
+        return gzip.compress(text[:half].encode(), mtime=0) + gzip.compress(text[half:].encode(), mtime=0)
     raise CaseError("%s: bad 'generate: %s'" % (path, spec))
 
 
@@ -169,6 +193,8 @@ def run(binary, path):
             rc = srv.proc.poll() if srv.proc else None
             print("scalecastd (exit status %s) log:\n%s" % (rc, srv.log()[-3000:]))
             raise
+    if srv.sanitizer_report():
+        failures.append("sanitizer report in the scalecastd log (printed above)")
     if failures:
         print("scalecastd log:\n" + log[-3000:])
         for f in failures:

@@ -42,9 +42,16 @@ class Response:
         return "<%d %r>" % (self.status, self.body[:300])
 
 
+SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "SUMMARY:")
+
+
 class Server:
     """One scalecastd process. The temporary directory (database, config,
-    stderr log) outlives restarts and is removed by cleanup()."""
+    stderr log) outlives restarts and is removed by cleanup(), which prints
+    the log if it holds a sanitizer report (its exit status alone may be
+    lost, e.g. after kill -9)."""
+
+    instances = []
 
     def __init__(self, binary, config=None, args=(), workdir=None):
         self.binary = binary
@@ -56,6 +63,8 @@ class Server:
         self.args = list(args)
         self.port = None
         self.proc = None
+        self.final_log = None
+        Server.instances.append(self)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -124,7 +133,15 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        if self.final_log is None:
+            self.final_log = self.log()
+            if any(m in self.final_log for m in SANITIZER_MARKS):
+                print("scalecastd log with a sanitizer report:\n" + self.final_log[-6000:])
         self.tmp.cleanup()
+
+    def sanitizer_report(self):
+        text = self.final_log if self.final_log is not None else self.log()
+        return any(m in text for m in SANITIZER_MARKS)
 
     def __enter__(self):
         return self.start()

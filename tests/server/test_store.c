@@ -905,9 +905,13 @@ static int interrupted_round(const char *path, uint64_t *stored, long *short_ser
     return interrupted;
 }
 
+/* Closing the store (SIGTERM) in the middle of a compaction round must lose
+ * nothing, whichever slice the round stopped after. The slice boundary the
+ * close hits varies, so up to three interrupted rounds are tried. */
 static void test_shutdown_during_compaction(void)
 {
-    for (int attempt = 0; attempt < 4; attempt++) {
+    int interrupted = 0;
+    for (int attempt = 0; attempt < 8 && interrupted < 3; attempt++) {
         const char *path = new_db();
         uint64_t stored = 0;
         long short_series = 0;
@@ -916,16 +920,18 @@ static void test_shutdown_during_compaction(void)
         CHECK(rc >= 0);
         if (rc < 0)
             return;
+        interrupted += rc;
         fprintf(stderr,
                 "  (attempt %d: round %s; %llu of %d samples after restart, %ld series short)\n",
                 attempt, rc ? "interrupted" : "completed before the close",
                 (unsigned long long)stored, RSERIES * (RPOINTS + 1), short_series);
         CHECK(stored == (uint64_t)RSERIES * (RPOINTS + 1));
         CHECK(short_series == 0);
-        if (rc == 1)
-            return; /* the interesting case happened and was checked */
+        if (short_series)
+            return;
     }
-    fprintf(stderr, "  note: no attempt closed the store in the middle of a round\n");
+    if (!interrupted)
+        fprintf(stderr, "  note: no attempt closed the store in the middle of a round\n");
 }
 
 int main(void)
