@@ -556,7 +556,13 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     s->cfg = cfg;
     s->st = st;
     pthread_mutex_init(&s->done_lock, NULL);
-    s->base = event_base_new();
+    /* Coalesce epoll_ctl calls: evhttp toggles a connection's read and
+     * write interest around every request, often twice within one loop
+     * iteration. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    s->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     s->http = evhttp_new(s->base);
     evhttp_set_max_body_size(s->http, (ev_ssize_t)c->max_body_bytes);
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_bytes);
