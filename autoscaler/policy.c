@@ -485,7 +485,13 @@ static int set_forecast(struct policy *p, const char *v, char *why, size_t whyle
         return 0;
     }
     if (pred_model_parse(v, &m) < 0) {
-        snprintf(why, whylen, "'%s': expected off, auto, last, linear, seasonal or holt", v);
+        /* The predictor's own list, so a model it adds is offered here. */
+        char list[160] = "off, auto";
+        for (int k = 0; k < PRED_NCONCRETE; k++) {
+            size_t len = strlen(list);
+            snprintf(list + len, sizeof list - len, ", %s", pred_model_name((enum pred_model)k));
+        }
+        snprintf(why, whylen, "'%s': expected %s", v, list);
         return -1;
     }
     p->forecast = true;
@@ -602,6 +608,12 @@ static bool given(const struct ctx *c, const char *key)
     return c->line_of[key_index(key)] != 0;
 }
 
+/* Models that cannot forecast before two periods of history. */
+static bool needs_two_periods(const char *model)
+{
+    return strcmp(model, "seasonal") == 0 || strcmp(model, "snaive") == 0;
+}
+
 /* Checks between keys, once every key has been read. */
 static int check_rules(struct ctx *c, const struct policy *p)
 {
@@ -633,11 +645,11 @@ static int check_rules(struct ctx *c, const struct policy *p)
     if (p->forecast_history < 4 * p->forecast_resolution)
         return fail(c, "forecast_resolution", "%g s leaves fewer than 4 points in %g s of history",
                     p->forecast_resolution, p->forecast_history);
-    if (p->forecast && strcmp(p->forecast_model, "seasonal") == 0 &&
+    if (p->forecast && needs_two_periods(p->forecast_model) &&
         p->forecast_history < 2 * p->forecast_period)
         return fail(c, "forecast_history",
-                    "%g s is less than the two periods (2 x %g s) the seasonal model needs",
-                    p->forecast_history, p->forecast_period);
+                    "%g s is less than the two periods (2 x %g s) the %s model needs",
+                    p->forecast_history, p->forecast_period, p->forecast_model);
     return 0;
 }
 

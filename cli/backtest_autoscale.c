@@ -12,7 +12,6 @@
 #include "commands.h"
 #include "config.h"
 #include "policy.h"
-#include "predictor.h"
 #include "simulate.h"
 #include "trace.h"
 #include "xalloc.h"
@@ -38,8 +37,8 @@ static void usage(FILE *fp)
             "  --startup-delay SECS  seconds before a new replica serves (default 120)\n"
             "  --initial-replicas N  replicas at the start (default: what the policy's\n"
             "                        target asks for the first value)\n"
-            "  --forecast off|MODEL  override the policy's forecast (auto, last, linear,\n"
-            "                        seasonal, holt)\n"
+            "  --forecast off|MODEL  override the policy's forecast key (off, auto, or a\n"
+            "                        model of the predictor: last, linear, seasonal, ...)\n"
             "trace:\n"
             "  --column NAME|N       value column by header name or 1-based number\n"
             "  --time-column NAME    timestamp column (default: auto-detected)\n"
@@ -189,6 +188,23 @@ static int parse_args(int argc, char **argv, struct args *a)
     return 0;
 }
 
+/* The section with `forecast = VALUE` set (replaced or added), so that the
+ * --forecast override is validated like the key itself. New kv array; the
+ * strings stay borrowed. */
+static struct config_section with_forecast(const struct config_section *sec, const char *value)
+{
+    struct config_section s = *sec;
+    s.kv = xcalloc(sec->nkv + 1, sizeof *s.kv);
+    memcpy(s.kv, sec->kv, sec->nkv * sizeof *s.kv);
+    size_t i = 0;
+    while (i < s.nkv && strcmp(s.kv[i].key, "forecast") != 0)
+        i++;
+    if (i == s.nkv)
+        s.kv[s.nkv++] = (struct config_kv){"forecast", NULL, sec->line};
+    s.kv[i].value = (char *)value;
+    return s;
+}
+
 /* Reads the policy of [service NAME] from the config file. */
 static int load_policy(const struct args *a, struct policy *p)
 {
@@ -201,27 +217,19 @@ static int load_policy(const struct args *a, struct policy *p)
         snprintf(err, sizeof err, "%s: no [service %s] section", a->config, a->service);
         rc = -1;
     }
-    if (rc == 0)
+    if (rc == 0 && a->forecast) {
+        struct config_section s = with_forecast(sec, a->forecast);
+        rc = policy_from_section(&s, c.path, p, err, sizeof err);
+        free(s.kv);
+        if (rc < 0)
+            fprintf(stderr, "%s: with --forecast %s:\n", prog, a->forecast);
+    } else if (rc == 0) {
         rc = policy_from_section(sec, c.path, p, err, sizeof err);
+    }
     config_free(&c);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         return -EINVAL;
-    }
-    if (a->forecast) {
-        enum pred_model m;
-        if (strcmp(a->forecast, "off") == 0) {
-            p->forecast = false;
-        } else if (pred_model_parse(a->forecast, &m) == 0) {
-            p->forecast = true;
-            snprintf(p->forecast_model, sizeof p->forecast_model, "%s", pred_model_name(m));
-        } else {
-            fprintf(stderr,
-                    "%s: --forecast: '%s': expected off, auto, last, linear, "
-                    "seasonal or holt\n",
-                    prog, a->forecast);
-            return -EINVAL;
-        }
     }
     return 0;
 }
