@@ -15,30 +15,31 @@
 
 static void usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: scalecast backtest forecast TRACE.csv [options]\n"
-            "\n"
-            "Forecasts every sample of the trace from the history before it and prints,\n"
-            "per model and reference baseline: MAE, MASE against the last value, and the\n"
-            "share of actual values inside the prediction interval (coverage).\n"
-            "\n"
-            "trace:\n"
-            "  --column NAME|N       value column by header name or 1-based number\n"
-            "  --time-column NAME    timestamp column (default: auto-detected)\n"
-            "  --interval SECONDS    spacing of rows when the file has no timestamp column\n"
-            "forecast:\n"
-            "  --horizon STEPS       samples ahead (default 1)\n"
-            "  --confidence C        interval level, 0 < C < 1 (default 0.9)\n"
-            "  --model M             last|linear|seasonal|holt|auto: whose rows --csv writes\n"
-            "                        (default auto)\n"
-            "  --window SECONDS      history each forecast sees (default 345600, 4 days)\n"
-            "  --warmup SECONDS      history before scoring starts (default max(window, 2 periods))\n"
-            "  --period SECONDS      seasonal period (default 86400)\n"
-            "  --harmonics K         Fourier pairs of the seasonal model (default 4)\n"
-            "  --eval-points N       rolling-origin forecasts auto scores (default 576)\n"
-            "output:\n"
-            "  --csv FILE            per-step rows: ts,actual,forecast,lower,upper,model\n"
-            "  --tsv                 print the table as tab-separated values\n");
+    fprintf(
+        fp,
+        "usage: scalecast backtest forecast TRACE.csv [options]\n"
+        "\n"
+        "Forecasts every sample of the trace from the history before it and prints,\n"
+        "per model and reference baseline: MAE, MASE against the last value, and the\n"
+        "share of actual values inside the prediction interval (coverage).\n"
+        "\n"
+        "trace:\n"
+        "  --column NAME|N       value column by header name or 1-based number\n"
+        "  --time-column NAME    timestamp column (default: auto-detected)\n"
+        "  --interval SECONDS    spacing of rows when the file has no timestamp column\n"
+        "forecast:\n"
+        "  --horizon STEPS       samples ahead (default 1)\n"
+        "  --confidence C        interval level, 0 < C < 1 (default 0.9)\n"
+        "  --model M             last|linear|seasonal|holt|auto: whose rows --csv writes\n"
+        "                        (default auto)\n"
+        "  --window SECONDS      history each forecast sees (default 345600, 4 days)\n"
+        "  --warmup SECONDS      history before scoring starts (default max(window, 2 periods))\n"
+        "  --period SECONDS      seasonal period (default 86400)\n"
+        "  --harmonics K         Fourier pairs of the seasonal model (default 3)\n"
+        "  --eval-points N       rolling-origin forecasts auto scores (default 576)\n"
+        "output:\n"
+        "  --csv FILE            per-step rows: ts,actual,forecast,lower,upper,model\n"
+        "  --tsv                 print the table as tab-separated values\n");
 }
 
 struct args {
@@ -52,8 +53,8 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 {
     double x;
     if (config_parse_double(s, &x) < 0 || x < lo || x > hi) {
-        fprintf(stderr, "scalecast backtest forecast: %s: '%s' is not a number in [%g, %g]\n",
-                opt, s, lo, hi);
+        fprintf(stderr, "scalecast backtest forecast: %s: '%s' is not a number in [%g, %g]\n", opt,
+                s, lo, hi);
         return -EINVAL;
     }
     *out = x;
@@ -145,22 +146,21 @@ static int parse_opt(int c, const char *arg, struct args *a)
 /* Returns 0, 1 for --help, or -EINVAL. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    static const struct option longopts[] = {
-        {"column", required_argument, NULL, OPT_COLUMN},
-        {"time-column", required_argument, NULL, OPT_TIMECOL},
-        {"interval", required_argument, NULL, OPT_INTERVAL},
-        {"horizon", required_argument, NULL, OPT_HORIZON},
-        {"confidence", required_argument, NULL, OPT_CONF},
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"window", required_argument, NULL, OPT_WINDOW},
-        {"warmup", required_argument, NULL, OPT_WARMUP},
-        {"period", required_argument, NULL, OPT_PERIOD},
-        {"harmonics", required_argument, NULL, OPT_HARM},
-        {"eval-points", required_argument, NULL, OPT_EVAL},
-        {"csv", required_argument, NULL, OPT_CSV},
-        {"tsv", no_argument, NULL, OPT_TSV},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"column", required_argument, NULL, OPT_COLUMN},
+                                             {"time-column", required_argument, NULL, OPT_TIMECOL},
+                                             {"interval", required_argument, NULL, OPT_INTERVAL},
+                                             {"horizon", required_argument, NULL, OPT_HORIZON},
+                                             {"confidence", required_argument, NULL, OPT_CONF},
+                                             {"model", required_argument, NULL, OPT_MODEL},
+                                             {"window", required_argument, NULL, OPT_WINDOW},
+                                             {"warmup", required_argument, NULL, OPT_WARMUP},
+                                             {"period", required_argument, NULL, OPT_PERIOD},
+                                             {"harmonics", required_argument, NULL, OPT_HARM},
+                                             {"eval-points", required_argument, NULL, OPT_EVAL},
+                                             {"csv", required_argument, NULL, OPT_CSV},
+                                             {"tsv", no_argument, NULL, OPT_TSV},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
 
     trace_opts_default(&a->topts);
@@ -191,8 +191,8 @@ static int write_csv(const char *path, const struct bt_result *r)
     fprintf(fp, "ts,actual,forecast,lower,upper,model\n");
     for (size_t i = 0; i < r->nrows; i++) {
         const struct bt_row *w = &r->rows[i];
-        fprintf(fp, "%.3f,%.10g,%.10g,%.10g,%.10g,%s\n", w->ts, w->actual, w->forecast,
-                w->lower, w->upper, pred_model_name(w->model));
+        fprintf(fp, "%.3f,%.10g,%.10g,%.10g,%.10g,%s\n", w->ts, w->actual, w->forecast, w->lower,
+                w->upper, pred_model_name(w->model));
     }
     if (fclose(fp) != 0) {
         fprintf(stderr, "scalecast backtest forecast: %s: write failed\n", path);
@@ -203,14 +203,13 @@ static int write_csv(const char *path, const struct bt_result *r)
 
 static void print_table(const struct args *a, const struct trace *t, const struct bt_result *r)
 {
-    const char *fmt = a->tsv ? "%s\t%zu\t%.6g\t%.4f\t%.4f\t%.6g\n"
-                             : "%-16s %7zu %12.6g %7.4f %8.4f %12.6g\n";
+    const char *fmt =
+        a->tsv ? "%s\t%zu\t%.6g\t%.4f\t%.4f\t%.6g\n" : "%-16s %7zu %12.6g %7.4f %8.4f %12.6g\n";
     if (!a->tsv) {
         printf("trace %s column '%s': %zu samples, horizon %zu step(s), confidence %.3g, "
                "%zu targets\n",
                a->path, t->column, t->n, a->bt.steps, a->bt.pred.confidence, r->targets);
-        printf("%-16s %7s %12s %7s %8s %12s\n", "series", "n", "MAE", "MASE", "coverage",
-               "width");
+        printf("%-16s %7s %12s %7s %8s %12s\n", "series", "n", "MAE", "MASE", "coverage", "width");
     } else {
         printf("series\tn\tmae\tmase\tcoverage\twidth\n");
     }

@@ -143,10 +143,9 @@ int trace_parse_date(const char *s, double *out)
     double frac = 0;
     struct tm tm;
 
-    if (strlen(s) < 19 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
-        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != ' ' && s[10] != 'T') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
+    if (strlen(s) < 19 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d) || (s[10] != ' ' && s[10] != 'T') || digits(s + 11, 2, &h) ||
+        s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
         return -EINVAL;
     s += 19;
     if (*s == '.') {
@@ -258,8 +257,8 @@ static int list_candidates(struct parser *ps, const struct layout *lay, int line
             continue;
         int w;
         if (lay->header)
-            w = snprintf(names + k, sizeof names - k, "%s'%.*s'", k ? ", " : "",
-                         (int)ps->f[i].len, ps->f[i].p);
+            w = snprintf(names + k, sizeof names - k, "%s'%.*s'", k ? ", " : "", (int)ps->f[i].len,
+                         ps->f[i].p);
         else
             w = snprintf(names + k, sizeof names - k, "%s#%zu", k ? ", " : "", i + 1);
         if (w < 0 || (size_t)w >= sizeof names - k)
@@ -276,8 +275,7 @@ static int find_value_col(struct parser *ps, const struct trace_opts *o, struct 
     lay->vcol = -1;
     if (o->column_index > 0) {
         if ((size_t)o->column_index > ps->nf) {
-            perr(ps, line, "column %d requested but the file has %zu", o->column_index,
-                 ps->nf);
+            perr(ps, line, "column %d requested but the file has %zu", o->column_index, ps->nf);
             return -EINVAL;
         }
         lay->vcol = o->column_index - 1;
@@ -314,8 +312,7 @@ static int find_value_col(struct parser *ps, const struct trace_opts *o, struct 
 }
 
 /* Decides header, separator and columns from the first non-empty line. */
-static int read_layout(struct parser *ps, const struct trace_opts *o, struct layout *lay,
-                       int line)
+static int read_layout(struct parser *ps, const struct trace_opts *o, struct layout *lay, int line)
 {
     lay->header = 0;
     for (size_t i = 0; i < ps->nf; i++) {
@@ -343,8 +340,8 @@ static int read_time(struct parser *ps, const struct layout *lay, struct rowctx 
 {
     const struct field *f = &ps->f[lay->tcol];
     if (field_number(f, ts) < 0 && field_date(f, ts) < 0) {
-        perr(ps, line, "timestamp '%.*s' is neither Unix time nor YYYY-MM-DD HH:MM:SS",
-             (int)f->len, f->p);
+        perr(ps, line, "timestamp '%.*s' is neither Unix time nor YYYY-MM-DD HH:MM:SS", (int)f->len,
+             f->p);
         return -EINVAL;
     }
     if (!rc->millis_decided) {
@@ -368,8 +365,8 @@ static int read_row(struct parser *ps, const struct trace_opts *o, const struct 
         return -EINVAL;
     }
     if (field_number(&ps->f[lay->vcol], &v) < 0) {
-        perr(ps, line, "column '%s': '%.*s' is not a number", t->column,
-             (int)ps->f[lay->vcol].len, ps->f[lay->vcol].p);
+        perr(ps, line, "column '%s': '%.*s' is not a number", t->column, (int)ps->f[lay->vcol].len,
+             ps->f[lay->vcol].p);
         return -EINVAL;
     }
     if (lay->tcol >= 0) {

@@ -14,8 +14,8 @@
 #include "xalloc.h"
 
 static const char *const series_names[BT_NSERIES] = {
-    "last", "linear", "seasonal", "holt", "snaive", "auto", "peer:yesterday", "peer:linreg-1h",
-    "peer:hw-daily"};
+    "last", "linear",         "seasonal",       "holt",         "snaive",
+    "auto", "peer:yesterday", "peer:linreg-1h", "peer:hw-daily"};
 
 const char *bt_series_name(enum bt_series s)
 {
@@ -52,7 +52,7 @@ struct fc {
  * indexed by time of day (slot = round((t mod P) / step)), so gaps do not
  * shift it. The trend is per step. */
 struct hw {
-    size_t m;        /* slots per period */
+    size_t m; /* slots per period */
     double P, step;
     double a, b, g;  /* alpha, beta*, gamma */
     double l, tr, t; /* level, trend per step, time of the last update */
@@ -133,7 +133,8 @@ static void hw_refit(struct hw *h, const double *ts, const double *v, size_t lo,
     struct hw_data d = {h, ts, v, lo, end};
     gsl_multimin_function fn = {hw_sse, 3, &d};
     gsl_vector *x = gsl_vector_alloc(3), *ss = gsl_vector_alloc(3);
-    gsl_multimin_fminimizer *mz = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 3);
+    gsl_multimin_fminimizer *mz =
+        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 3);
     gsl_vector_set(x, 0, log(0.5 / 0.5));
     gsl_vector_set(x, 1, log(0.05 / 0.95));
     gsl_vector_set(x, 2, log(0.1 / 0.9));
@@ -282,8 +283,7 @@ static void keep_row(struct bt_result *out, size_t *cap, double t, double y,
                      const struct pred_forecast *f)
 {
     out->rows = xgrow(out->rows, cap, out->nrows + 1, sizeof *out->rows);
-    out->rows[out->nrows++] =
-        (struct bt_row){t, y, f->value, f->lower, f->upper, f->model};
+    out->rows[out->nrows++] = (struct bt_row){t, y, f->value, f->lower, f->upper, f->model};
 }
 
 /* Forecasts target j from origin i with every series and scores them. */

@@ -71,9 +71,9 @@ struct bt_row {
 
 struct bt_result {
     struct bt_score score[BT_NSERIES];
-    size_t targets;                      /* targets forecast by auto */
-    size_t chosen[PRED_NCONCRETE];       /* how often auto chose each model */
-    struct bt_row *rows;                 /* [nrows] when keep_rows; owned */
+    size_t targets;                /* targets forecast by auto */
+    size_t chosen[PRED_NCONCRETE]; /* how often auto chose each model */
+    struct bt_row *rows;           /* [nrows] when keep_rows; owned */
     size_t nrows;
 };
 

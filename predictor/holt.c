@@ -12,10 +12,11 @@
 
 #include "predictor_int.h"
 
-static const double alphas[] = {0.1, 0.25, 0.4, 0.6, 0.8, 1.0};
-static const double betas[] = {0.0, 0.03, 0.1, 0.3};
+static const double alphas[] = {0.2, 0.45, 0.75, 1.0};
+static const double betas[] = {0.0, 0.05, 0.2};
 #define NA (sizeof alphas / sizeof alphas[0])
 #define NB (sizeof betas / sizeof betas[0])
+#define NG (NA * NB)
 
 /* Points skipped before errors count (the trend starts at zero). */
 #define BURN 3
@@ -32,81 +33,90 @@ static double hstate_at(const void *st, double t)
 
 static double step(struct hstate *s, double t, double y, double a, double b)
 {
-    double dt = t - s->t;
+    double dt = t - s->t, idt = 1 / dt; /* off the recurrence's critical path */
     double pred = s->L + s->T * dt;
     double e = y - pred;
     s->L = pred + a * e;
-    s->T += a * b * e / dt;
+    s->T += a * b * e * idt;
     s->t = t;
     return e;
 }
 
-/* Runs one (alpha, beta) over the window; sse_pre sums errors of points up to
- * and including index `pre`, sse_all of all points. */
-static void run_sse(const struct pctx *c, double a, double b, size_t pre, double *sse_pre,
-                    double *sse_all)
+/* Runs every (alpha, beta) of the grid over the window at once (independent
+ * recurrences side by side, so the loop over the grid pipelines). sse_pre[g]
+ * sums the squared one-step errors of points up to and including index
+ * `pre`, sse_all[g] of all points. */
+static void grid_sse(const struct pctx *c, size_t pre, double *sse_pre, double *sse_all)
 {
-    struct hstate s = {c->v[0], 0, c->ts[0]};
-    double sse = 0;
-    *sse_pre = 0;
-    for (size_t i = 1; i < c->n; i++) {
-        double e = step(&s, c->ts[i], c->v[i], a, b);
-        if (i > BURN)
-            sse += e * e;
-        if (i == pre)
-            *sse_pre = sse;
+    double L[NG], T[NG], A[NG], AB[NG];
+    for (size_t g = 0; g < NG; g++) {
+        L[g] = c->v[0];
+        T[g] = 0;
+        A[g] = alphas[g / NB];
+        AB[g] = alphas[g / NB] * betas[g % NB];
+        sse_pre[g] = sse_all[g] = 0;
     }
-    *sse_all = sse;
+    for (size_t i = 1; i < c->n; i++) {
+        double dt = c->ts[i] - c->ts[i - 1], idt = 1 / dt, y = c->v[i];
+        double w = i > BURN ? 1 : 0;
+        for (size_t g = 0; g < NG; g++) {
+            double pred = L[g] + T[g] * dt, e = y - pred;
+            L[g] = pred + A[g] * e;
+            T[g] += AB[g] * e * idt;
+            sse_all[g] += w * e * e;
+        }
+        if (i == pre) {
+            for (size_t g = 0; g < NG; g++)
+                sse_pre[g] = sse_all[g];
+        }
+    }
 }
 
 void pm_holt(const struct pctx *c, struct pmodel *m)
 {
-    double best_pre = INFINITY, best_all = INFINITY;
-    size_t ip = 0, ia = 0, nerr = 0;
-    double sse_fin = 0;
+    double best_pre = INFINITY, best_all = INFINITY, sp[NG], sa[NG];
+    size_t ip = 0, ia = 0;
 
     if (c->n < BURN + 3) {
         m->rc = -ENODATA;
         m->need_n = BURN + 3;
         return;
     }
-    for (size_t g = 0; g < NA * NB; g++) {
-        double sp, sa;
-        run_sse(c, alphas[g / NB], betas[g % NB], c->e0, &sp, &sa);
-        if (sp < best_pre) {
-            best_pre = sp;
+    grid_sse(c, c->e0, sp, sa);
+    for (size_t g = 0; g < NG; g++) {
+        if (sp[g] < best_pre) {
+            best_pre = sp[g];
             ip = g;
         }
-        if (sa < best_all) {
-            best_all = sa;
+        if (sa[g] < best_all) {
+            best_all = sa[g];
             ia = g;
         }
     }
-    /* Rolling-origin forecasts with the constants chosen before the first origin. */
+    /* Rolling-origin forecasts with the constants chosen before the first
+     * origin; when those are also the whole window's choice, the same pass
+     * ends in the final state. */
     struct hstate s = {c->v[0], 0, c->ts[0]};
     double a = alphas[ip / NB], b = betas[ip % NB];
-    for (size_t i = 1; i < c->n && c->ne > 0; i++) {
+    size_t end = ip == ia ? c->n : c->e0 + c->ne;
+    for (size_t i = 1; i < end; i++) {
         step(&s, c->ts[i], c->v[i], a, b);
-        if (i < c->e0)
-            continue;
         size_t k = i - c->e0;
-        if (k >= c->ne)
-            break;
-        m->fe[k] = hstate_at(&s, c->ts[i + c->h]);
-        m->pe[k] = fmax(hstate_at(&s, c->ts[i + 1]), m->fe[k]);
-    }
-    m->eval_ok = c->ne > 0 && c->e0 > BURN;
-    /* Final state with the constants chosen on the whole window. */
-    a = alphas[ia / NB];
-    b = betas[ia % NB];
-    s = (struct hstate){c->v[0], 0, c->ts[0]};
-    for (size_t i = 1; i < c->n; i++) {
-        double e = step(&s, c->ts[i], c->v[i], a, b);
-        if (i > BURN) {
-            sse_fin += e * e;
-            nerr++;
+        if (i >= c->e0 && k < c->ne) {
+            m->fe[k] = hstate_at(&s, c->ts[i + c->h]);
+            m->pe[k] = fmax(hstate_at(&s, c->ts[i + 1]), m->fe[k]);
         }
     }
+    m->eval_ok = c->ne > 0 && c->e0 > BURN;
+    if (ip != ia) {
+        a = alphas[ia / NB];
+        b = betas[ia % NB];
+        s = (struct hstate){c->v[0], 0, c->ts[0]};
+        for (size_t i = 1; i < c->n; i++)
+            step(&s, c->ts[i], c->v[i], a, b);
+    }
+    double sse_fin = sa[ia];
+    size_t nerr = c->n - 1 - BURN;
     m->rc = 0;
     m->value = hstate_at(&s, c->tgt);
     pred_path_peak(c, hstate_at, &s, m);

@@ -27,15 +27,20 @@ static double weight(double halflife, double age)
     return halflife > 0 ? exp2(-age / halflife) : 1.0;
 }
 
-/* First index whose time is inside (tnow - window, tnow]. */
+/* First index (at most end) whose time is inside (tnow - window, tnow]. */
 static size_t window_start(const struct pctx *c, double tnow, size_t end)
 {
     double w = c->o->linear_window;
-    size_t lo = 0;
+    size_t lo = 0, hi = end;
     if (w <= 0)
         return 0;
-    while (lo < end && !(c->ts[lo] > tnow - w))
-        lo++;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->ts[mid] > tnow - w)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
     return lo;
 }
 
@@ -73,8 +78,8 @@ static int final_fit(const struct pctx *c, struct line *l, double *half)
     }
     double y, yerr, xh = c->tgt - c->tnow;
     gsl_fit_linear_est(xh, l->a, l->b, c00, c01, c11, &y, &yerr);
-    *half = gsl_cdf_tdist_Pinv(0.5 + c->o->confidence / 2, (double)(m - 2)) *
-            sqrt(sumsq + yerr * yerr);
+    *half =
+        gsl_cdf_tdist_Pinv(0.5 + c->o->confidence / 2, (double)(m - 2)) * sqrt(sumsq + yerr * yerr);
     free(x);
     free(w);
     return 0;
@@ -134,9 +139,9 @@ static void eval(const struct pctx *c, struct pmodel *m)
     if (c->ne == 0)
         return;
     s.tref = c->ts[c->e0];
-    s.tcur = c->ts[0];
-    s.lo = 0;
-    for (size_t i = 0; i < c->e0; i++)
+    s.lo = window_start(c, c->ts[c->e0], c->e0);
+    s.tcur = c->ts[s.lo];
+    for (size_t i = s.lo; i < c->e0; i++)
         sums_advance(c, &s, i);
     for (size_t k = 0; k < c->ne; k++) {
         size_t o = c->e0 + k;

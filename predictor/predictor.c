@@ -13,12 +13,11 @@
 #include "predictor_int.h"
 #include "xalloc.h"
 
-static const char *const model_names[] = {"last", "linear", "seasonal", "holt",
-                                                    "snaive", "auto"};
+static const char *const model_names[] = {"last", "linear", "seasonal", "holt", "snaive", "auto"};
 
 /* Simplicity order auto prefers on near ties. */
-static const enum pred_model simplest_first[PRED_NCONCRETE] = {
-    PRED_LAST, PRED_LINEAR, PRED_HOLT, PRED_SNAIVE, PRED_SEASONAL};
+static const enum pred_model simplest_first[PRED_NCONCRETE] = {PRED_LAST, PRED_LINEAR, PRED_HOLT,
+                                                               PRED_SNAIVE, PRED_SEASONAL};
 
 int pred_model_parse(const char *name, enum pred_model *out)
 {
@@ -43,7 +42,7 @@ void pred_opts_default(struct pred_opts *o)
     o->horizon = 300;
     o->confidence = 0.9;
     o->period = 86400;
-    o->harmonics = 4;
+    o->harmonics = 3;
     o->linear_window = 3600;
     o->halflife = 0;
     o->profile_days = 1;
@@ -58,9 +57,9 @@ static int opts_valid(const struct pred_opts *o)
     return (unsigned)o->model <= PRED_AUTO && isfinite(o->horizon) && o->horizon > 0 &&
            o->confidence > 0 && o->confidence < 1 && isfinite(o->period) && o->period > 0 &&
            o->harmonics >= 1 && o->harmonics <= 12 && o->profile_days >= 1 &&
-           o->profile_days <= 28 && o->linear_window >= 0 &&
-           isfinite(o->linear_window) && o->halflife >= 0 && isfinite(o->halflife) &&
-           o->switch_margin >= 0 && o->switch_margin < 1 && !isnan(o->switch_t);
+           o->profile_days <= 28 && o->linear_window >= 0 && isfinite(o->linear_window) &&
+           o->halflife >= 0 && isfinite(o->halflife) && o->switch_margin >= 0 &&
+           o->switch_margin < 1 && !isnan(o->switch_t);
 }
 
 static int input_valid(const double *ts, const double *v, size_t n)
@@ -76,7 +75,8 @@ static int input_valid(const double *ts, const double *v, size_t n)
     return 1;
 }
 
-/* Hoare's selection: the k-th smallest (0-based) of a[0..n-1], reordering a. */
+/* Hoare's selection (quickselect): the k-th smallest (0-based) of
+ * a[0..n-1], reordering a. */
 static double select_kth(double *a, size_t n, size_t k)
 {
     size_t lo = 0, hi = n - 1;
@@ -108,15 +108,18 @@ static double select_kth(double *a, size_t n, size_t k)
     return a[k];
 }
 
+/* The sampling interval: median of the last (at most 256) intervals. */
 static double median_step(const double *ts, size_t n, double *scratch)
 {
-    for (size_t i = 1; i < n; i++)
-        scratch[i - 1] = ts[i] - ts[i - 1];
-    return select_kth(scratch, n - 1, (n - 2) / 2);
+    size_t m = n - 1 < 256 ? n - 1 : 256;
+    for (size_t i = 0; i < m; i++)
+        scratch[i] = ts[n - 1 - i] - ts[n - 2 - i];
+    return select_kth(scratch, m, (m - 1) / 2);
 }
 
 /* Split-conformal interval of errors e[0..m-1] (reordered): the ranks
- * floor((m+1)(1-c)/2) and ceil((m+1)(1+c)/2), clamped to the sample. */
+ * floor((m+1)(1-c)/2) and ceil((m+1)(1+c)/2), clamped to the sample. The
+ * upper rank is searched above the lower one only. */
 static void error_quantiles(double *e, size_t m, double c, double *lo, double *hi)
 {
     double a = (1 - c) / 2;
@@ -124,7 +127,7 @@ static void error_quantiles(double *e, size_t m, double c, double *lo, double *h
     size_t ilo = klo < 1 ? 0 : (size_t)klo - 1;
     size_t ihi = khi > (double)m ? m - 1 : (size_t)khi - 1;
     *lo = select_kth(e, m, ilo);
-    *hi = select_kth(e, m, ihi);
+    *hi = ihi > ilo ? select_kth(e + ilo + 1, m - ilo - 1, ihi - ilo - 1) : *lo;
 }
 
 void pred_path_peak(const struct pctx *c, pred_at_fn at, const void *st, struct pmodel *m)
@@ -138,6 +141,13 @@ void pred_path_peak(const struct pctx *c, pred_at_fn at, const void *st, struct 
             m->peak_at = c->path[k];
         }
     }
+}
+
+void pred_pow_table(double phi, size_t h, double *out)
+{
+    out[0] = 1;
+    for (size_t k = 1; k <= h; k++)
+        out[k] = out[k - 1] * phi;
 }
 
 static double last_at(const void *st, double t)
@@ -214,7 +224,7 @@ static int ctx_init(struct pctx *c, const double *ts, const double *v, size_t n,
 /* Per-model results the engine keeps besides struct pmodel. */
 struct scored {
     struct pmodel m;
-    double mae;       /* over the evaluation origins; NAN when none */
+    double mae;    /* over the evaluation origins; NAN when none */
     double gain_t; /* Diebold-Mariano statistic of its gain over the last value */
 };
 
@@ -335,9 +345,7 @@ static enum pred_model choose(const struct pctx *c, const struct scored *s)
         return PRED_LAST;
     for (int i = 0; i < PRED_NCONCRETE; i++) {
         ok[i] = s[i].m.rc == 0 && !isnan(s[i].mae) &&
-                (i == PRED_LAST ||
-                 (s[i].gain_t >= c->o->switch_t &&
-                  s[i].mae < s[PRED_LAST].mae));
+                (i == PRED_LAST || (s[i].gain_t >= c->o->switch_t && s[i].mae < s[PRED_LAST].mae));
         if (ok[i] && s[i].mae < best)
             best = s[i].mae;
     }
@@ -377,6 +385,7 @@ static int run(const double *ts, const double *v, size_t n, const struct pred_op
     scratch = xmalloc(n * sizeof *scratch);
     ctx_init(&c, ts, v, n, o, scratch);
     buf = xmalloc((2 * c.ne + 1) * PRED_NCONCRETE * sizeof *buf);
+    unsigned outs = want; /* the entries of out[] the caller asked for */
     want |= 1u << PRED_LAST;
     if (want & (1u << PRED_AUTO))
         want |= (1u << PRED_NCONCRETE) - 1;
@@ -391,14 +400,14 @@ static int run(const double *ts, const double *v, size_t n, const struct pred_op
         score(&c, &s[i], &s[PRED_LAST], scratch);
     }
     for (int i = 0; i < PRED_NCONCRETE; i++) {
-        if (!(want & (1u << i)))
+        if (!(outs & (1u << i)))
             continue;
         if (s[i].m.rc < 0)
             fill_need(&s[i].m, &out[i]);
         else
             finish(&c, &s[i], &s[PRED_LAST], (enum pred_model)i, scratch, &out[i]);
     }
-    if (want & (1u << PRED_AUTO)) {
+    if (outs & (1u << PRED_AUTO)) {
         enum pred_model m = choose(&c, s);
         finish(&c, &s[m], &s[PRED_LAST], m, scratch, &out[PRED_AUTO]);
     }
@@ -430,7 +439,7 @@ int pred_forecast_all(const double *ts, const double *v, size_t n, const struct 
                       struct pred_forecast out[PRED_NCONCRETE + 1])
 {
     memset(out, 0, (PRED_NCONCRETE + 1) * sizeof *out);
-    return run(ts, v, n, o, 1u << PRED_AUTO, out);
+    return run(ts, v, n, o, (1u << (PRED_AUTO + 1)) - 1, out);
 }
 
 char *pred_need_message(enum pred_model m, const struct pred_forecast *f, double have_span,
@@ -440,7 +449,7 @@ char *pred_need_message(enum pred_model m, const struct pred_forecast *f, double
         snprintf(buf, len, "%s needs %.0f s of history; have %.0f s", pred_model_name(m),
                  f->need_span, have_span);
     else
-        snprintf(buf, len, "%s needs at least %zu samples; have %zu", pred_model_name(m),
-                 f->need_n, have_n);
+        snprintf(buf, len, "%s needs at least %zu samples; have %zu", pred_model_name(m), f->need_n,
+                 have_n);
     return buf;
 }

@@ -50,7 +50,7 @@ struct pred_opts {
     double horizon;        /* seconds ahead of the last sample, > 0 (default 300) */
     double confidence;     /* two-sided interval level, 0 < c < 1 (default 0.9) */
     double period;         /* seasonal period in seconds (default 86400) */
-    int harmonics;         /* Fourier pairs of the seasonal model, 1..12 (default 4) */
+    int harmonics;         /* Fourier pairs of the seasonal model, 1..12 (default 3) */
     double linear_window;  /* seconds the linear model fits; 0: all given (default 3600) */
     double halflife;       /* recency weight half-life of the linear model in
                             * seconds; 0: unweighted (default 0) */
@@ -76,19 +76,19 @@ struct pred_forecast {
     double peak;           /* highest forecast over (now, now + horizon] */
     double peak_lower;     /* interval for the highest actual value over that time */
     double peak_upper;
-    double peak_at;        /* time of `peak`, Unix seconds */
-    size_t n;              /* points used */
-    double fit;            /* rolling-origin MAE of this model over that of the last
-                            * value on the same origins (MASE-like; < 1: better
-                            * than persistence); NAN when no origin was scored */
-    double mae;            /* that rolling-origin MAE, in the metric's unit; NAN if none */
-    size_t n_eval;         /* rolling-origin forecasts scored */
-    int calibrated;        /* 1: interval from empirical errors; 0: textbook */
-    double step;           /* median sampling interval of the input, seconds */
-    size_t steps;          /* horizon in sampling steps (>= 1) */
+    double peak_at; /* time of `peak`, Unix seconds */
+    size_t n;       /* points used */
+    double fit;     /* rolling-origin MAE of this model over that of the last
+                     * value on the same origins (MASE-like; < 1: better
+                     * than persistence); NAN when no origin was scored */
+    double mae;     /* that rolling-origin MAE, in the metric's unit; NAN if none */
+    size_t n_eval;  /* rolling-origin forecasts scored */
+    int calibrated; /* 1: interval from empirical errors; 0: textbook */
+    double step;    /* median sampling interval of the input, seconds */
+    size_t steps;   /* horizon in sampling steps (>= 1) */
     /* Filled when -ENODATA is returned: the history that would be enough. */
-    size_t need_n;         /* points needed (0 when the span is what is short) */
-    double need_span;      /* seconds of history needed (0 when points are short) */
+    size_t need_n;    /* points needed (0 when the span is what is short) */
+    double need_span; /* seconds of history needed (0 when points are short) */
 };
 
 /* Forecasts the series ts[0..n-1] (ascending Unix seconds, strictly

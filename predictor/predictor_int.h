@@ -22,13 +22,13 @@ struct pctx {
     const double *ts, *v;
     size_t n;
     const struct pred_opts *o;
-    double step;      /* median sampling interval */
-    size_t h;         /* horizon in steps, >= 1 */
-    double tnow, tgt; /* last sample time, and tnow + horizon */
-    size_t e0, ne;    /* evaluation origins e0 .. e0+ne-1 (targets at +h) */
+    double step;                /* median sampling interval */
+    size_t h;                   /* horizon in steps, >= 1 */
+    double tnow, tgt;           /* last sample time, and tnow + horizon */
+    size_t e0, ne;              /* evaluation origins e0 .. e0+ne-1 (targets at +h) */
     double path[PRED_PATH_MAX]; /* times scanned for the final peak; last is tgt */
     size_t npath;
-    double z;         /* standard normal quantile (1 + confidence) / 2 */
+    double z; /* standard normal quantile (1 + confidence) / 2 */
 };
 
 struct pmodel {
@@ -38,10 +38,10 @@ struct pmodel {
     double value;     /* forecast at tgt */
     double peak;      /* highest forecast on the path */
     double peak_at;
-    double half;      /* textbook half-width at the requested confidence */
-    int eval_ok;      /* fe[]/pe[] hold out-of-sample forecasts (0: not scored) */
-    double *fe;       /* [ne] forecasts of v[o+h] from origin o = e0 + k (engine-owned) */
-    double *pe;       /* [ne] forecast peaks over v[o+1 .. o+h] */
+    double half; /* textbook half-width at the requested confidence */
+    int eval_ok; /* fe[]/pe[] hold out-of-sample forecasts (0: not scored) */
+    double *fe;  /* [ne] forecasts of v[o+h] from origin o = e0 + k (engine-owned) */
+    double *pe;  /* [ne] forecast peaks over v[o+1 .. o+h] */
 };
 
 /* Forecast path function: value of model state `st` at time t. */
@@ -49,6 +49,9 @@ typedef double (*pred_at_fn)(const void *st, double t);
 
 /* Fills m->peak/peak_at from the path times in c (m->value must be set). */
 void pred_path_peak(const struct pctx *c, pred_at_fn at, const void *st, struct pmodel *m);
+
+/* out[k] = phi^k for k = 0 .. h. */
+void pred_pow_table(double phi, size_t h, double *out);
 
 void pm_last(const struct pctx *c, struct pmodel *m);
 void pm_linear(const struct pctx *c, struct pmodel *m);

@@ -29,13 +29,15 @@ struct sfit {
     int p, K;
     double P, tnow, step;
     double r_last, t_last; /* residual and time of the origin */
+    double *pow_k;         /* [h + 1]: phi^k, the decay over k samples (evaluation) */
 };
 
 /* Fills b[0..p-1] with the regressors at time t. */
 static void basis(int K, double P, double tnow, double t, double *b)
 {
-    double th = 2 * M_PI * fmod(t, P) / P;
-    double c1 = cos(th), s1 = sin(th), ck = c1, sk = s1;
+    double th = 2 * M_PI * fmod(t, P) / P, c1, s1;
+    sincos(th, &s1, &c1);
+    double ck = c1, sk = s1;
     b[0] = 1;
     b[1] = (t - tnow) / P;
     for (int k = 0; k < K; k++) {
@@ -44,6 +46,41 @@ static void basis(int K, double P, double tnow, double t, double *b)
         double cn = ck * c1 - sk * s1;
         sk = sk * c1 + ck * s1;
         ck = cn;
+    }
+}
+
+/* Regressors of every sample. Consecutive angles are advanced by rotation
+ * with a Taylor series of the small step angle (exact to double rounding for
+ * steps under 1/20 of the period's radian), re-anchored with sincos every 64
+ * rows and after any larger step, so drift stays near 1e-14. */
+static void basis_all(int K, double P, double tnow, const double *ts, size_t n, double *B)
+{
+    int p = 2 + 2 * K;
+    double c1 = 0, s1 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double *b = B + i * (size_t)p;
+        double d = i > 0 ? 2 * M_PI * (ts[i] - ts[i - 1]) / P : 1;
+        if (i % 64 == 0 || d > 0.05) {
+            double th = 2 * M_PI * fmod(ts[i], P) / P;
+            sincos(th, &s1, &c1);
+        } else {
+            double d2 = d * d;
+            double cd = 1 - d2 / 2 * (1 - d2 / 12 * (1 - d2 / 30));
+            double sd = d * (1 - d2 / 6 * (1 - d2 / 20 * (1 - d2 / 42)));
+            double cn = c1 * cd - s1 * sd;
+            s1 = s1 * cd + c1 * sd;
+            c1 = cn;
+        }
+        double ck = c1, sk = s1;
+        b[0] = 1;
+        b[1] = (ts[i] - tnow) / P;
+        for (int k = 0; k < K; k++) {
+            b[2 + 2 * k] = ck;
+            b[3 + 2 * k] = sk;
+            double cn = ck * c1 - sk * s1;
+            sk = sk * c1 + ck * s1;
+            ck = cn;
+        }
     }
 }
 
@@ -103,29 +140,24 @@ static void accumulate(double *A, double *r, const double *b, double y, int p)
     }
 }
 
-/* AR(1) of the residuals of rows [0, end) under f->beta. */
+/* AR(1) of the residuals of rows [0, end) under f->beta, in one pass:
+ * phi = sum r_i r_{i-1} / sum r_{i-1}^2, innovations r_i - phi r_{i-1}. */
 static void fit_ar(const struct pctx *c, const double *B, size_t end, struct sfit *f)
 {
-    double sxy = 0, sxx = 0, prev = 0;
+    double rp = 0, pp = 0, rr = 0, prev = 0;
     int p = f->p;
     for (size_t i = 0; i < end; i++) {
         double r = c->v[i] - dot(B + i * p, f->beta, p);
         if (i > 0) {
-            sxy += r * prev;
-            sxx += prev * prev;
+            rp += r * prev;
+            pp += prev * prev;
+            rr += r * r;
         }
         prev = r;
     }
-    f->phi = sxx > 0 ? sxy / sxx : 0;
+    f->phi = pp > 0 ? rp / pp : 0;
     f->phi = f->phi < 0 ? 0 : f->phi > 1 ? 1 : f->phi;
-    double se = 0;
-    prev = 0;
-    for (size_t i = 0; i < end; i++) {
-        double r = c->v[i] - dot(B + i * p, f->beta, p);
-        if (i > 0)
-            se += (r - f->phi * prev) * (r - f->phi * prev);
-        prev = r;
-    }
+    double se = fmax(0, rr - 2 * f->phi * rp + f->phi * f->phi * pp);
     f->sd_e = end > (size_t)p + 1 ? sqrt(se / (double)(end - (size_t)p - 1)) : 0;
 }
 
@@ -142,11 +174,11 @@ static double sfit_at(const void *st, double t)
     return dot(b, f->beta, f->p) + decay(f, t - f->t_last) * f->r_last;
 }
 
-/* Forecast of row j from origin o using the stored regressors. */
-static double row_forecast(const struct pctx *c, const double *B, const struct sfit *f, size_t o,
-                           size_t j, double r_o)
+/* Forecast of row j from origin o using the stored regressors; the residual
+ * decays per sample here (per step of time in the final forecast). */
+static double row_forecast(const double *B, const struct sfit *f, size_t o, size_t j, double r_o)
 {
-    return dot(B + j * f->p, f->beta, f->p) + decay(f, c->ts[j] - c->ts[o]) * r_o;
+    return dot(B + j * f->p, f->beta, f->p) + f->pow_k[j - o] * r_o;
 }
 
 static void eval(const struct pctx *c, const double *B, double *A, double *r, struct sfit *f,
@@ -162,6 +194,7 @@ static void eval(const struct pctx *c, const double *B, double *A, double *r, st
     if (solve(A, r, p, f->beta) < 0)
         return;
     fit_ar(c, B, c->e0 + 1, f);
+    pred_pow_table(f->phi, c->h, f->pow_k);
     for (size_t k = 0; k < c->ne; k++) {
         size_t o = c->e0 + k;
         if (k > 0)
@@ -172,11 +205,11 @@ static void eval(const struct pctx *c, const double *B, double *A, double *r, st
             next = o + refit_every;
         }
         double r_o = c->v[o] - dot(B + o * p, f->beta, p);
-        double best = row_forecast(c, B, f, o, o + c->h, r_o);
+        double best = row_forecast(B, f, o, o + c->h, r_o);
         m->fe[k] = best;
         size_t cnt = c->h < PRED_PATH_MAX ? c->h : PRED_PATH_MAX;
         for (size_t q = 1; q < cnt; q++) {
-            double y = row_forecast(c, B, f, o, o + (q * c->h) / cnt, r_o);
+            double y = row_forecast(B, f, o, o + (q * c->h) / cnt, r_o);
             best = y > best ? y : best;
         }
         m->pe[k] = best;
@@ -205,8 +238,8 @@ void pm_seasonal(const struct pctx *c, struct pmodel *m)
         return;
     }
     B = xmalloc(c->n * (size_t)p * sizeof *B);
-    for (size_t i = 0; i < c->n; i++)
-        basis(f.K, f.P, f.tnow, c->ts[i], B + i * p);
+    f.pow_k = xmalloc((c->h + 1) * sizeof *f.pow_k);
+    basis_all(f.K, f.P, f.tnow, c->ts, c->n, B);
     memset(A, 0, sizeof A);
     memset(r, 0, sizeof r);
     eval(c, B, A, r, &f, m);
@@ -235,5 +268,6 @@ void pm_seasonal(const struct pctx *c, struct pmodel *m)
     }
     m->half = c->z * f.sd_e * sqrt(sum);
 out:
+    free(f.pow_k);
     free(B);
 }

@@ -21,9 +21,11 @@ struct sn {
     int D;
     double P, tol;
     long *idx;     /* [n * D]: sample matched to ts[i] - kP, or -1 */
+    double *S;     /* [n]: profile of each sample from the samples before it */
     double phi;    /* AR(1) per step of the seasonal difference, in [0, 1] */
     double sd_e;   /* innovation sd */
     double d_last; /* d(now) for the final forecast */
+    double *pow_k; /* [h + 1]: phi^k, the decay over k samples (evaluation) */
 };
 
 /* Sample nearest to t within tol and not after index `last`, or -1. */
@@ -83,32 +85,23 @@ static double profile(const struct sn *s, size_t i, size_t o)
     return cnt ? sum / cnt : NAN;
 }
 
-/* AR(1) fit of d over samples [0, end). */
+/* AR(1) fit of d over samples [0, end), in one pass (see seasonal.c). */
 static void fit_ar(struct sn *s, size_t end)
 {
-    double sxy = 0, sxx = 0, prev = NAN;
+    double rp = 0, pp = 0, rr = 0, prev = NAN;
     for (size_t i = 0; i < end; i++) {
-        double d = s->c->v[i] - profile(s, i, i);
+        double d = s->c->v[i] - s->S[i];
         if (!isnan(d) && !isnan(prev)) {
-            sxy += d * prev;
-            sxx += prev * prev;
+            rp += d * prev;
+            pp += prev * prev;
+            rr += d * d;
         }
         prev = d;
     }
-    s->phi = sxx > 0 ? sxy / sxx : 0;
+    s->phi = pp > 0 ? rp / pp : 0;
     s->phi = s->phi < 0 ? 0 : s->phi > 1 ? 1 : s->phi;
-    double se = 0;
-    size_t cnt = 0;
-    prev = NAN;
-    for (size_t i = 0; i < end; i++) {
-        double d = s->c->v[i] - profile(s, i, i);
-        if (!isnan(d) && !isnan(prev)) {
-            se += (d - s->phi * prev) * (d - s->phi * prev);
-            cnt++;
-        }
-        prev = d;
-    }
-    s->sd_e = cnt > 1 ? sqrt(se / (double)(cnt - 1)) : 0;
+    double se = fmax(0, rr - 2 * s->phi * rp + s->phi * s->phi * pp);
+    s->sd_e = end > 2 ? sqrt(se / (double)(end - 2)) : 0;
 }
 
 static double decay(const struct sn *s, double lead)
@@ -116,15 +109,17 @@ static double decay(const struct sn *s, double lead)
     return s->phi >= 1 ? 1 : s->phi <= 0 ? 0 : pow(s->phi, lead / s->c->step);
 }
 
-/* Rolling-origin forecast of sample j from origin o. */
+/* Rolling-origin forecast of sample j from origin o (decay per sample). */
 static double from_origin(const struct sn *s, size_t o, size_t j)
 {
     const struct pctx *c = s->c;
-    double so = profile(s, o, o), sj = profile(s, j, o);
+    /* Within a period of the origin every matched sample precedes it. */
+    double so = s->S[o];
+    double sj = c->ts[j] - c->ts[o] < s->P - s->tol ? s->S[j] : profile(s, j, o);
     if (isnan(sj))
         return c->v[o];
     double d = isnan(so) ? 0 : c->v[o] - so;
-    return sj + decay(s, c->ts[j] - c->ts[o]) * d;
+    return sj + s->pow_k[j - o] * d;
 }
 
 static void eval(struct sn *s, struct pmodel *m)
@@ -133,6 +128,7 @@ static void eval(struct sn *s, struct pmodel *m)
     if (c->ne == 0)
         return;
     fit_ar(s, c->e0 + 1);
+    pred_pow_table(s->phi, c->h, s->pow_k);
     for (size_t k = 0; k < c->ne; k++) {
         size_t o = c->e0 + k;
         double best = from_origin(s, o, o + c->h);
@@ -179,10 +175,14 @@ void pm_snaive(const struct pctx *c, struct pmodel *m)
         return;
     }
     s.idx = xmalloc(c->n * (size_t)s.D * sizeof *s.idx);
+    s.pow_k = xmalloc((c->h + 1) * sizeof *s.pow_k);
     match_all(&s);
+    s.S = xmalloc(c->n * sizeof *s.S);
+    for (size_t i = 0; i < c->n; i++)
+        s.S[i] = profile(&s, i, i);
     eval(&s, m);
     fit_ar(&s, c->n);
-    double sn = profile(&s, c->n - 1, c->n - 1);
+    double sn = s.S[c->n - 1];
     s.d_last = isnan(sn) ? 0 : c->v[c->n - 1] - sn;
     m->rc = 0;
     m->value = sn_at(&s, c->tgt);
@@ -193,5 +193,7 @@ void pm_snaive(const struct pctx *c, struct pmodel *m)
         term *= phi2;
     }
     m->half = c->z * s.sd_e * sqrt(sum);
+    free(s.pow_k);
+    free(s.S);
     free(s.idx);
 }

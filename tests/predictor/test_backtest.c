@@ -56,8 +56,8 @@ static void test_batch_job(void)
         CHECK(r.rows[i].ts > r.rows[i - 1].ts);
     CHECK(r.rows[0].lower <= r.rows[0].forecast && r.rows[0].forecast <= r.rows[0].upper);
     fprintf(stderr, "  batch h=6: auto MASE %.3f coverage %.3f, yesterday %.3f, hw %.3f\n",
-            r.score[BT_AUTO].mase, r.score[BT_AUTO].coverage,
-            r.score[BT_PEER_YESTERDAY].mase, r.score[BT_PEER_HW].mase);
+            r.score[BT_AUTO].mase, r.score[BT_AUTO].coverage, r.score[BT_PEER_YESTERDAY].mase,
+            r.score[BT_PEER_HW].mase);
     bt_result_free(&r);
 }
 

@@ -8,8 +8,7 @@
 
 static char err[512];
 
-static int load(const char *path, const char *column, int index, double interval,
-                struct trace *t)
+static int load(const char *path, const char *column, int index, double interval, struct trace *t)
 {
     struct trace_opts o;
     trace_opts_default(&o);
@@ -26,7 +25,7 @@ static void test_dates(void)
     CHECK(t.n == 4);
     CHECK_STR(t.column, "value");
     CHECK_STR(t.time_column, "timestamp");
-    CHECK_NEAR(t.ts[0], 1392388200, 0); /* 2014-02-14 14:30:00 UTC */
+    CHECK_NEAR(t.ts[0], 1392388200, 0);    /* 2014-02-14 14:30:00 UTC */
     CHECK_NEAR(t.ts[3] - t.ts[2], 600, 0); /* a missing interval stays a gap */
     CHECK_NEAR(t.v[3], 1.25, 0);
     trace_free(&t);
