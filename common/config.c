@@ -168,6 +168,7 @@ struct parse_state {
     char err[512];
     size_t svc_cap;
     char cur_section[256];
+    unsigned long long keys_seen; /* bit i: keys[i] given already */
     long cur_service_idx;
 };
 
@@ -229,6 +230,7 @@ struct key_spec {
     const char *expect; /* for the error message */
 };
 
+/* At most 64 keys: keys_seen is a bit set over this table. */
 #define SRV(f) offsetof(struct config, server.f)
 #define ASC(f) offsetof(struct config, autoscaler.f)
 static const struct key_spec keys[] = {
@@ -389,6 +391,12 @@ static int handler(void *user, const char *section, const char *name, const char
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].key, name) != 0)
             continue;
+        if (st->keys_seen & (1ULL << i)) {
+            snprintf(st->err, sizeof st->err, "%s:%d: key '%s' repeated in [%s]", st->file,
+                     st->line, name, section);
+            return 1;
+        }
+        st->keys_seen |= 1ULL << i;
         void *field = (char *)st->c + keys[i].offset;
         if (keys[i].set(field, value) < 0) {
             snprintf(st->err, sizeof st->err, "%s:%d: [%s] %s = '%s': expected %s", st->file,

@@ -142,8 +142,10 @@ static void send_page(struct evhttp_connection *evcon, void *arg)
 
 void export_csv(struct server *s, struct evhttp_request *req)
 {
+    static const char *const params[] = {"node", "metric", "container", "service", "from", "to",
+                                         NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     double from = 0, to = 0;
     if (srv_param_double(s, req, &q, "from", &from) < 0 ||
@@ -156,6 +158,14 @@ void export_csv(struct server *s, struct evhttp_request *req)
         to += now;
     if (from > to) {
         srv_reply_error(s, req, 400, "'from' is after 'to'");
+        goto out;
+    }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* Headers only: no stream to start. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/csv; charset=utf-8");
+        evhttp_send_reply(req, 200, NULL, NULL);
+        srv_count(s, 200);
         goto out;
     }
     if (s->exports >= MAX_EXPORTS) {
@@ -178,7 +188,8 @@ void export_csv(struct server *s, struct evhttp_request *req)
                              .container = evhttp_find_header(&q, "container"),
                              .service = evhttp_find_header(&q, "service")};
     store_each_series(s->st, &f, collect_series, ex);
-    qsort(ex->series, ex->nseries, sizeof *ex->series, cmp_series);
+    if (ex->nseries > 1)
+        qsort(ex->series, ex->nseries, sizeof *ex->series, cmp_series);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/csv; charset=utf-8");
     evhttp_add_header(h, "Content-Disposition", "attachment; filename=\"scalecast.csv\"");
@@ -231,8 +242,9 @@ static void decision_row(void *arg, const struct store_decision *d)
 
 void export_decisions_csv(struct server *s, struct evhttp_request *req)
 {
+    static const char *const params[] = {"service", "from", "to", NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     double from = 0, to = 0;
     if (srv_param_double(s, req, &q, "from", &from) < 0 ||

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "xalloc.h"
 
 const char *ingest_check_name(enum ingest_name_kind kind, const char *s)
@@ -285,6 +286,8 @@ static int read_number(struct parser *ps, const char *field, double *out)
     bool exact = true;
     if (*q == '0') {
         q++;
+        if (q < ps->end && *q >= '0' && *q <= '9')
+            return syntax(ps, "leading zeros are not allowed in JSON numbers");
     } else {
         while (q < ps->end && *q >= '0' && *q <= '9') {
             if (digits < 19) {
@@ -411,9 +414,10 @@ static int next_member(struct parser *ps, char close)
     return syntax(ps, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
 }
 
+/* Names from the request go into messages escaped: they may be anything. */
 static void copy_field(struct parser *ps, const char *name)
 {
-    snprintf(ps->field, sizeof ps->field, "%.64s", name);
+    text_escape(ps->field, sizeof ps->field, name, 64);
 }
 
 static int parse_metrics(struct parser *ps)
@@ -430,7 +434,9 @@ static int parse_metrics(struct parser *ps)
         if (read_key(ps, &key) < 0)
             return -1;
         char field[80];
-        snprintf(field, sizeof field, "metrics.%.64s", ps->arena + key);
+        char shown[72];
+        snprintf(field, sizeof field, "metrics.%s",
+                 text_escape(shown, sizeof shown, ps->arena + key, 64));
         const char *why = ingest_check_name(NAME_METRIC, ps->arena + key);
         if (why)
             return fail_at(ps, field, "metric name %s", why);

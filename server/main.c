@@ -159,16 +159,17 @@ int main(int argc, char **argv)
     server_run(srv);
     log_info("main", "stopping: autoscaler, then committing pending writes");
     scaler_stop(sc);
-    server_free(srv);
+    /* The store first: its writer may still report to the server. */
     store_close(st);
+    server_free(srv);
     log_info("main", "stopped cleanly");
     config_free(&cfg);
     return 0;
 fail:
     log_error("main", "%s", err);
     scaler_stop(sc);
-    server_free(srv);
     store_close(st);
+    server_free(srv);
     config_free(&cfg);
     return rc;
 }

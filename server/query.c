@@ -13,6 +13,18 @@
 
 #define SERIES_MAX_POINTS 1000000
 
+/* Endpoints without parameters refuse any, like the others refuse unknown
+ * ones. Returns 0, or -1 after having answered 400. */
+static int no_params(struct server *s, struct evhttp_request *req)
+{
+    static const char *const none[] = {NULL};
+    struct evkeyvalq q;
+    if (srv_query(s, req, none, &q) < 0)
+        return -1;
+    evhttp_clear_headers(&q);
+    return 0;
+}
+
 /* ---- /api/v1/nodes ------------------------------------------------------ */
 
 struct nodes_ctx {
@@ -24,12 +36,17 @@ static void nodes_add(void *arg, const struct store_series_info *si)
     struct nodes_ctx *c = arg;
     json_t *n = json_object_get(c->by_node, si->node);
     if (!n) {
-        n = json_pack("{ss sf s{} s{}}", "node", si->node, "last_seen", 0.0, "metrics",
-                      "containers");
+        n = json_pack("{ss sf sf s{} s{}}", "node", si->node, "last_seen", 0.0, "last_received",
+                      0.0, "metrics", "containers");
         json_object_set_new(c->by_node, si->node, n);
     }
     if (si->last_ts > json_real_value(json_object_get(n, "last_seen")))
         json_object_set_new(n, "last_seen", json_real(si->last_ts));
+    /* Up/stale follows when samples arrived, not their timestamps: a node
+     * replaying its spool, or with a slow clock, is alive. */
+    double recv = si->last_received > 0 ? si->last_received : si->last_ts;
+    if (recv > json_real_value(json_object_get(n, "last_received")))
+        json_object_set_new(n, "last_received", json_real(recv));
     json_t *target;
     if (si->container[0] == '\0') {
         target = json_object_get(n, "metrics");
@@ -74,6 +91,8 @@ static json_t *sorted_values(json_t *obj)
 
 void query_nodes(struct server *s, struct evhttp_request *req)
 {
+    if (no_params(s, req) < 0)
+        return;
     struct nodes_ctx c = {json_object()};
     store_each_series(s->st, NULL, nodes_add, &c);
     double now = srv_now();
@@ -81,7 +100,7 @@ void query_nodes(struct server *s, struct evhttp_request *req)
     json_t *n;
     json_object_foreach(c.by_node, k, n)
     {
-        double seen = json_real_value(json_object_get(n, "last_seen"));
+        double seen = json_real_value(json_object_get(n, "last_received"));
         json_object_set_new(n, "state",
                             json_string(now - seen > s->cfg->server.stale_after ? "stale" : "up"));
         json_object_set_new(n, "containers", sorted_values(json_object_get(n, "containers")));
@@ -154,16 +173,20 @@ static json_t *points_json(const double *ts, const double *v, size_t n)
 
 void query_series(struct server *s, struct evhttp_request *req)
 {
+    static const char *const params[] = {"node", "metric", "container", "from", "to", "step",
+                                         NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     double from, to, step = 0;
     int64_t id;
     if (time_range(s, req, &q, 3600, &from, &to) < 0 ||
         srv_param_double(s, req, &q, "step", &step) < 0 || !(id = lookup_series(s, req, &q)))
         goto out;
-    if (step < 0) {
-        srv_reply_error(s, req, 400, "'step' must be positive seconds");
+    if (step < 0 || (step > 0 && step < 0.001) || (step > 0 && (to - from) / step > 1e6)) {
+        srv_reply_error(s, req, 400,
+                        "'step' must be at least 0.001 s and give at most 1000000 buckets "
+                        "over [from, to]");
         goto out;
     }
     double *ts, *v;
@@ -181,14 +204,15 @@ void query_series(struct server *s, struct evhttp_request *req)
         json_t *avg = json_array(), *max = json_array();
         size_t i = 0;
         while (i < n) {
-            double b = floor(ts[i] / step) * step, sum = 0, mx = -INFINITY;
+            double b = floor(ts[i] / step) * step, mean = 0, mx = -INFINITY;
             size_t cnt = 0;
-            for (; i < n && floor(ts[i] / step) * step == b; i++, cnt++) {
-                sum += v[i];
+            for (; i < n && floor(ts[i] / step) * step == b; i++) {
+                /* A running mean: a sum of huge values would overflow. */
+                mean += (v[i] - mean) / (double)++cnt;
                 if (v[i] > mx)
                     mx = v[i];
             }
-            json_array_append_new(avg, json_pack("[ff]", b, sum / (double)cnt));
+            json_array_append_new(avg, json_pack("[ff]", b, mean));
             json_array_append_new(max, json_pack("[ff]", b, mx));
         }
         json_object_set_new(body, "step", json_real(step));
@@ -210,6 +234,8 @@ out:
 
 void query_stats(struct server *s, struct evhttp_request *req)
 {
+    if (no_params(s, req) < 0)
+        return;
     struct store_stats st;
     store_get_stats(s->st, &st);
     uint64_t stored = 0;
@@ -231,8 +257,10 @@ void query_stats(struct server *s, struct evhttp_request *req)
 
 void query_forecast(struct server *s, struct evhttp_request *req)
 {
+    static const char *const params[] = {"node",       "metric", "container", "horizon",
+                                         "window",     "confidence", "model", NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     struct pred_opts o;
     pred_opts_default(&o);
@@ -273,6 +301,11 @@ void query_forecast(struct server *s, struct evhttp_request *req)
         srv_reply_error(s, req, 422, "too little history in the last %.0f s: %s", window, msg);
     } else if (rc < 0) {
         srv_reply_error(s, req, 422, "cannot forecast this series (invalid input)");
+    } else if (!isfinite(f.value) || !isfinite(f.lower) || !isfinite(f.upper) ||
+               !isfinite(f.peak) || !isfinite(f.peak_lower) || !isfinite(f.peak_upper)) {
+        srv_reply_error(s, req, 422,
+                        "cannot forecast this series: the values are too large for a finite "
+                        "forecast");
     } else {
         json_t *body = json_pack(
             "{ss sf sf sf sf sf sf sf sI sf sf sf sf}", "model", pred_model_name(f.model),
@@ -295,6 +328,8 @@ out:
 
 void query_services(struct server *s, struct evhttp_request *req)
 {
+    if (no_params(s, req) < 0)
+        return;
     json_t *svcs = s->services_fn ? s->services_fn(s->services_arg) : json_array();
     srv_reply_json(s, req, 200, json_pack("{so}", "services", svcs));
 }
@@ -315,8 +350,9 @@ static void decision_add(void *arg, const struct store_decision *d)
 
 void query_decisions(struct server *s, struct evhttp_request *req)
 {
+    static const char *const params[] = {"service", "from", "to", "limit", NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     double from, to, limit = 100;
     if (time_range(s, req, &q, 7 * 86400.0, &from, &to) < 0 ||
@@ -403,6 +439,8 @@ static void services_metrics(struct evbuffer *b, json_t *svcs)
 
 void query_metrics(struct server *s, struct evhttp_request *req)
 {
+    if (no_params(s, req) < 0)
+        return;
     struct evbuffer *b = evbuffer_new();
     struct store_stats st;
     store_get_stats(s->st, &st);

@@ -20,6 +20,7 @@
 #include "ingest.h"
 #include "lineproto.h"
 #include "log.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define SHUTDOWN_GRACE 10.0 /* seconds in-flight requests get after SIGTERM */
@@ -50,8 +51,17 @@ void srv_count(struct server *s, int code)
 
 void srv_reply_json(struct server *s, struct evhttp_request *req, int code, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    if (!text) {
+        /* A value jansson cannot encode (not UTF-8, not finite): a server
+         * bug, answered plainly rather than with a crash. */
+        log_error("server", "cannot encode a %d answer as JSON", code);
+        code = 500;
+        text = strdup("{\"error\":\"internal error: answer could not be encoded\"}");
+        if (!text)
+            abort();
+    }
     struct evbuffer *buf = evbuffer_new();
     evbuffer_add(buf, text, strlen(text));
     evbuffer_add(buf, "\n", 1);
@@ -65,15 +75,18 @@ void srv_reply_json(struct server *s, struct evhttp_request *req, int code, json
 
 void srv_reply_error(struct server *s, struct evhttp_request *req, int code, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* Messages may quote request bytes: keep them printable ASCII. */
+    text_escape(msg, sizeof msg, raw, sizeof raw);
     srv_reply_json(s, req, code, json_pack("{ss}", "error", msg));
 }
 
-int srv_query(struct server *s, struct evhttp_request *req, struct evkeyvalq *q)
+int srv_query(struct server *s, struct evhttp_request *req, const char *const *allowed,
+              struct evkeyvalq *q)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -82,6 +95,23 @@ int srv_query(struct server *s, struct evhttp_request *req, struct evkeyvalq *q)
     if (query && evhttp_parse_query_str(query, q) < 0) {
         srv_reply_error(s, req, 400, "malformed query string");
         return -1;
+    }
+    /* A misspelt parameter silently ignored would answer another question
+     * than the one asked (export.csv?nod=x exporting everything). */
+    for (struct evkeyval *kv = q->tqh_first; kv; kv = kv->next.tqe_next) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, kv->key) == 0;
+        if (!ok) {
+            char known[256] = "";
+            for (const char *const *a = allowed; *a; a++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         a == allowed ? "" : ", ", *a);
+            srv_reply_error(s, req, 400, "unknown parameter '%.64s' (expected: %s)", kv->key,
+                            known[0] ? known : "none");
+            evhttp_clear_headers(q);
+            return -1;
+        }
     }
     return 0;
 }
@@ -212,6 +242,13 @@ static int gunzip(const unsigned char *in, size_t len, size_t max, unsigned char
         z.next_out = buf + z.total_out;
         z.avail_out = (uInt)(cap - z.total_out);
         rc = inflate(&z, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END && z.avail_in > 0) {
+            /* Concatenated gzip members form one body (RFC 1952 2.2). */
+            uLong done = z.total_out;
+            inflateReset(&z);
+            z.total_out = done;
+            rc = Z_OK;
+        }
     } while (rc == Z_OK);
     size_t total = z.total_out;
     inflateEnd(&z);
@@ -270,6 +307,22 @@ static void submit_batch(struct server *s, struct evhttp_request *req, struct in
         }
         return;
     }
+    /* A sample the next retention sweep would delete must not be
+     * acknowledged as stored. */
+    double cutoff = srv_now() - s->cfg->server.retention;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_sample *x = &b->samples[i];
+        if (x->ts < cutoff) {
+            s->samples_rejected++;
+            srv_reply_error(s, req, 400,
+                            "sample of node '%s' metric '%s' at ts %.3f is older than the "
+                            "retention (%.0f s): it would be deleted at once; nothing of this "
+                            "batch was stored",
+                            x->node, x->metric, x->ts, s->cfg->server.retention);
+            ingest_batch_free(b);
+            return;
+        }
+    }
     struct pending *p = xcalloc(1, sizeof *p);
     p->srv = s;
     p->req = req;
@@ -309,8 +362,12 @@ static void handle_ingest(struct server *s, struct evhttp_request *req)
  * existing Telegraf can feed scalecast (mapping: docs/telegraf.md). */
 static void handle_influx_write(struct server *s, struct evhttp_request *req)
 {
+    /* db, rp, u, p (1.x) and org, bucket (2.x) are accepted and ignored:
+     * scalecast has one database. */
+    static const char *const params[] = {"precision", "db", "rp", "u", "p", "org",
+                                         "bucket", "orgID", "consistency", NULL};
     struct evkeyvalq q;
-    if (srv_query(s, req, &q) < 0)
+    if (srv_query(s, req, params, &q) < 0)
         return;
     size_t len;
     unsigned char *owned;
@@ -413,6 +470,13 @@ static void on_request(struct evhttp_request *req, void *arg)
         } else {
             srv_reply_error(s, req, 404, "no such endpoint: %.128s", path);
         }
+        return;
+    }
+    if (s->stopping && match->fn != handle_healthz) {
+        /* Shutting down: a kept-alive connection gets no new work. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        srv_reply_error(s, req, 503, "scalecastd is shutting down; retry on another instance "
+                                     "or later");
         return;
     }
     if (!authorized(s, req, match->auth)) {
@@ -614,6 +678,12 @@ void server_free(struct server *s)
 {
     if (!s)
         return;
+    /* Completions that arrived after the loop stopped: their connections
+     * are closed with evhttp below. */
+    for (struct pending *p = s->done_head, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
     if (s->http)
         evhttp_free(s->http);
     if (s->notify)

@@ -53,9 +53,11 @@ void srv_reply_error(struct server *s, struct evhttp_request *req, int code, con
 
 void srv_count(struct server *s, int code);
 
-/* Query parameters of a request, parsed once. Returns 0, or -1 after having
- * answered 400. */
-int srv_query(struct server *s, struct evhttp_request *req, struct evkeyvalq *q /* out */);
+/* Query parameters of a request, parsed once; any name not in `allowed`
+ * (NULL-terminated) is refused. Returns 0 (release q with
+ * evhttp_clear_headers), or -1 after having answered 400. */
+int srv_query(struct server *s, struct evhttp_request *req, const char *const *allowed,
+              struct evkeyvalq *q /* out */);
 
 /* Reads an optional number parameter (absent: *out keeps its default).
  * Returns 0, or -1 after having answered 400 naming the parameter. */

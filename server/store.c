@@ -39,6 +39,7 @@ struct series_ent {
     int64_t id;
     char *node, *container, *service, *metric;
     double last_ts, last_value;
+    double last_received; /* wall clock of the last commit with a sample of it */
     bool persisted;     /* its row is committed in `series` */
     uint64_t mark;      /* submit generation that already listed it as new */
 };
@@ -683,6 +684,7 @@ static void commit_jobs(struct store *st, struct wstmts *w, struct job *jobs)
         }
     } else {
         /* Publish: the series rows exist and the samples are the newest known. */
+        double received = now_real();
         pthread_mutex_lock(&st->ix_lock);
         for (struct job *j = jobs; j; j = j->next) {
             for (size_t i = 0; i < j->ncreated; i++) {
@@ -692,7 +694,10 @@ static void commit_jobs(struct store *st, struct wstmts *w, struct job *jobs)
             }
             for (size_t i = 0; i < j->n; i++) {
                 struct series_ent *e = index_get(&st->ix, j->recs[i].sid);
-                if (e && j->recs[i].ts >= e->last_ts) {
+                if (!e)
+                    continue;
+                e->last_received = received;
+                if (j->recs[i].ts >= e->last_ts) {
                     e->last_ts = j->recs[i].ts;
                     e->last_value = j->recs[i].value;
                 }
@@ -737,15 +742,21 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
 {
     sqlite3 *db = st->wdb;
     /* Compaction needs no fsync of its own: until its last slice deletes the
-     * log rows, the log still holds every sample, and re-applying a lost
-     * slice is harmless. The next ingest commit (synchronous=FULL) syncs the
-     * whole WAL, these frames included. */
+     * log rows, the log still holds every sample; a slice covers whole series
+     * (see below), so one lost or never applied leaves those series as they
+     * were, and planning again from the log redoes it. The next ingest commit
+     * (synchronous=FULL) syncs the whole WAL, these frames included. */
     if (st->sync_full)
         sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     size_t end = r->next + OPS_PER_TXN;
     if (end > r->nops)
         end = r->nops;
+    /* Never split one series' ops: a late sample rewrites a series by
+     * deleting chunks and writing merged ones, and only both together keep
+     * the points that were in the deleted chunks. */
+    while (end < r->nops && end > r->next && r->ops[end].sid == r->ops[end - 1].sid)
+        end++;
     for (size_t i = r->next; i < end && rc == SQLITE_OK; i++) {
         struct chunk_op *op = &r->ops[i];
         if (op->kind == OP_DEL) {
@@ -1167,8 +1178,9 @@ size_t store_each_series(struct store *st, const struct store_filter *f,
         struct series_ent *e = st->ix.ents[k];
         if (!e || e->last_ts == 0 || !filter_match(f, e))
             continue;
-        struct store_series_info info = {e->id,      e->node,   e->container, e->service,
-                                         e->metric,  e->last_ts, e->last_value};
+        struct store_series_info info = {e->id,      e->node,    e->container,   e->service,
+                                         e->metric,  e->last_ts, e->last_value,
+                                         e->last_received};
         fn(arg, &info);
         count++;
     }

@@ -78,6 +78,8 @@ struct store_series_info {
     const char *metric;
     double last_ts; /* 0 if none acknowledged */
     double last_value;
+    double last_received; /* Unix time a sample of it was last committed; 0
+                             if none since this server started */
 };
 
 /* Filter for series: NULL fields match anything. node may be a glob

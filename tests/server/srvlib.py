@@ -59,6 +59,13 @@ class Server:
         self.dir = workdir or self.tmp.name
         self.db = os.path.join(self.dir, "scalecast.db")
         self.log_path = os.path.join(self.dir, "stderr.log")
+        # The cases use fixed timestamps from 2024; scalecastd refuses samples
+        # older than its retention (7 days by default), so tests run with a
+        # long one unless they set their own.
+        if config is None:
+            config = "[server]\nretention = 36500d\n"
+        elif "retention" not in config:
+            config += "\n[server]\nretention = 36500d\n"
         self.config_text = config
         self.args = list(args)
         self.port = None
