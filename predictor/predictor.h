@@ -9,9 +9,9 @@
  *   linear    least squares of value on time over the last `linear_window`
  *             seconds (gsl_fit_linear, or gsl_fit_wlinear with recency weights
  *             when `halflife` > 0).
- *   seasonal  trend + Fourier terms of `period` (normal equations solved with
- *             GSL's Cholesky), plus an AR(1) correction of the current residual;
- *             needs two periods of history.
+ *   seasonal  trend + Fourier terms of `period` (normal equations accumulated
+ *             as running sums, Cholesky solve), plus an AR(1) correction of
+ *             the current residual; needs two periods of history.
  *   holt      Holt's linear-trend exponential smoothing on irregular time, the
  *             smoothing constants chosen on the window's one-step errors.
  *   snaive    seasonal naive with an AR(1) correction: the mean of the values
@@ -19,9 +19,10 @@
  *             current deviation from that profile decayed at its AR(1) rate;
  *             needs two periods of history.
  *   auto      scores every available model by rolling-origin error on the
- *             window's recent history at the requested horizon and keeps the
- *             simplest one close to the best, or the last value when nothing
- *             beats it.
+ *             window's recent history at the requested horizon; leaves the
+ *             last value only for models whose gain over it is clear (a
+ *             Diebold-Mariano test, `switch_t`), and then keeps the simplest
+ *             one within `switch_margin` of the best.
  *
  * Intervals: once enough rolling-origin forecasts exist (`min_calib`), the
  * interval is the forecast plus empirical quantiles of the model's own
