@@ -270,11 +270,13 @@ static bool worth_recording(struct service *v, const struct decision *d, const s
     return true;
 }
 
-static void record(struct service *v, const struct decision *d, const struct outcome *o)
+/* Stores the decision unless worth_recording says it repeats itself.
+ * Returns whether it was recorded. */
+static bool record(struct service *v, const struct decision *d, const struct outcome *o)
 {
     const struct policy *p = &v->p;
     if (!worth_recording(v, d, o))
-        return;
+        return false;
     json_t *in = decide_inputs_json(p, d);
     char tgt[600];
     json_object_set_new(in, "target", json_string(policy_target_str(&p->target, tgt, sizeof tgt)));
@@ -295,11 +297,13 @@ static void record(struct service *v, const struct decision *d, const struct out
         .error = o->error[0] ? o->error : NULL,
         .inputs = inputs,
     };
-    if (store_add_decision(v->sc->store, &sd) == 0)
+    bool ok = store_add_decision(v->sc->store, &sd) == 0;
+    if (ok)
         v->last_recorded = d->now;
     else
         v->last_sig[0] = '\0'; /* try again next tick */
     free(inputs);
+    return ok;
 }
 
 static void update_status(struct service *v, const struct decide_agg *agg, const struct decision *d,
@@ -397,12 +401,14 @@ static void evaluate(struct service *v)
         return; /* cannot happen with a finite clock and a count >= 0 */
     struct outcome o = {0};
     act(v, &d, now, &o);
-    if (d.action != DECIDE_HOLD)
-        log_info("scaler", "[service %s] %s %s: %s%s%s", p->name, decide_action_name(d.action),
-                 o.outcome, d.reason, o.error[0] ? ": " : "", o.error);
-    else
-        log_debug("scaler", "[service %s] %s", p->name, d.reason);
-    record(v, &d, &o);
+    /* Logged at info when it is news: an action taken or tried, or a
+     * recommendation recorded anew; repeats go to debug. */
+    bool recorded = record(v, &d, &o);
+    enum log_level lvl = d.action != DECIDE_HOLD && recorded ? LOG_INFO : LOG_DEBUG;
+    if (strcmp(o.outcome, "failed") == 0)
+        lvl = LOG_WARN;
+    log_msg(lvl, "scaler", "[service %s] %s %s: %s%s%s", p->name, decide_action_name(d.action),
+            o.outcome, d.reason, o.error[0] ? ": " : "", o.error);
     update_status(v, &in.metric, &d, &o);
 }
 
