@@ -588,6 +588,10 @@ static json_t *service_json(struct service *v)
     json_object_set_new(o, "metric", json_string(p->metric));
     json_object_set_new(o, "aggregation", json_string(policy_agg_name(p->aggregation)));
     json_object_set_new(o, "target_value", num_or_null(p->has_target, p->target_utilization));
+    json_object_set_new(o, "tolerance", num_or_null(p->has_target, p->tolerance));
+    json_object_set_new(o, "scale_up_above", num_or_null(p->has_up_threshold, p->scale_up_above));
+    json_object_set_new(o, "scale_down_below",
+                        num_or_null(p->has_down_threshold, p->scale_down_below));
     json_object_set_new(o, "metric_value", num_or_null(s->have_value, s->value));
     json_object_set_new(o, "metric_ts", num_or_null(s->have_value, s->value_ts));
     if (s->fc.ok && s->current > 0) {

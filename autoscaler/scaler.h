@@ -44,7 +44,8 @@ void scaler_stop(struct scaler *s);
 /* Status of every service for GET /api/v1/services and /metrics: a new
  * reference to an array of objects with "service", "target", "mode",
  * "min_replicas", "max_replicas", "current_replicas", "desired_replicas",
- * "metric", "aggregation", "target_value", "metric_value", "metric_ts",
+ * "metric", "aggregation", "target_value", "tolerance", "scale_up_above",
+ * "scale_down_below", "metric_value", "metric_ts",
  * "forecast" ({model, peak, lower, upper, at} or null), "forecast_upper",
  * "last_decision" ({ts, action, outcome, reason} or null), "last_error",
  * "last_error_ts". Never blocks on the engine or the database (safe on the
