@@ -10,16 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "xalloc.h"
 
 #define CHUNK_MAX 256            /* points per chunk */
-#define OPS_PER_TXN 128          /* compaction writes per transaction */
+#define OPS_PER_TXN 512          /* compaction writes per transaction, at most */
+#define SLICE_BUDGET 0.001       /* seconds a compaction transaction may take */
 #define COMPACT_MIN_SAMPLES 50000 /* compact early once this many are pending */
 #define COMPACT_INTERVAL 2.0     /* seconds between compaction rounds otherwise */
 #define RETENTION_INTERVAL 60.0  /* seconds between retention sweeps */
+#define CHECKPOINT_INTERVAL 5.0  /* seconds between WAL checkpoints, at least */
 
 /* One sample in the ingest log and in memory: series id, time, value. */
 struct rec {
@@ -749,16 +754,14 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
     if (st->sync_full)
         sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    size_t end = r->next + OPS_PER_TXN;
-    if (end > r->nops)
-        end = r->nops;
-    /* Never split one series' ops: a late sample rewrites a series by
-     * deleting chunks and writing merged ones, and only both together keep
-     * the points that were in the deleted chunks. */
-    while (end < r->nops && end > r->next && r->ops[end].sid == r->ops[end - 1].sid)
-        end++;
-    for (size_t i = r->next; i < end && rc == SQLITE_OK; i++) {
-        struct chunk_op *op = &r->ops[i];
+    /* Ingest commits queued meanwhile wait for this transaction: stop after
+     * SLICE_BUDGET, but never inside one series' ops — a late sample
+     * rewrites a series by deleting chunks and writing merged ones, and only
+     * both together keep the points that were in the deleted chunks. */
+    double t0 = now_mono();
+    size_t end = r->next;
+    while (end < r->nops && rc == SQLITE_OK) {
+        struct chunk_op *op = &r->ops[end];
         if (op->kind == OP_DEL) {
             sqlite3_bind_int64(w->del, 1, op->sid);
             sqlite3_bind_double(w->del, 2, op->t0);
@@ -771,6 +774,10 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
             sqlite3_bind_blob(w->put, 5, op->pts, (int)(op->n * sizeof *op->pts), SQLITE_STATIC);
             rc = step_done(w->put);
         }
+        end++;
+        bool boundary = end == r->nops || r->ops[end].sid != r->ops[end - 1].sid;
+        if (boundary && (end - r->next >= OPS_PER_TXN || now_mono() - t0 >= SLICE_BUDGET))
+            break;
     }
     bool last = end == r->nops;
     if (rc == SQLITE_OK && last) {
@@ -910,7 +917,11 @@ static bool run_round(struct store *st, struct round *r)
 static void *compactor_main(void *arg)
 {
     struct store *st = arg;
-    double last_round = now_mono(), last_retention = 0;
+    /* Background work: let the threads that acknowledge ingests (the HTTP
+     * loop and the writer) have the CPU first. Linux applies nice values
+     * per thread. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    double last_round = now_mono(), last_retention = 0, last_checkpoint = 0;
     pthread_mutex_lock(&st->lock);
     while (!st->stopping) {
         double now = now_mono();
@@ -963,8 +974,13 @@ static void *compactor_main(void *arg)
         }
         pthread_cond_broadcast(&st->idle);
         pthread_mutex_unlock(&st->lock);
-        /* Keep the WAL from growing: copy it back without blocking anyone. */
-        sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        /* Keep the WAL from growing: copy it back without blocking anyone,
+         * but not after every round: each checkpoint's fsync of the database
+         * file competes with the commits' fsyncs of the WAL. */
+        if (now_mono() - last_checkpoint >= CHECKPOINT_INTERVAL) {
+            sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            last_checkpoint = now_mono();
+        }
         pthread_mutex_lock(&st->lock);
     }
     pthread_mutex_unlock(&st->lock);
