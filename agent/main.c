@@ -90,6 +90,108 @@ enum {
     OPT_VERSION
 };
 
+/* Built-in defaults, then the environment. */
+static void defaults(struct agent_opts *o)
+{
+    *o = (struct agent_opts){
+        .server = env("SCALECAST_SERVER") ? env("SCALECAST_SERVER") : DEFAULT_SERVER,
+        .node = env("NODE_ID"),
+        .token = env("SCALECAST_TOKEN"),
+        .interval = 5,
+        .batch = 1000,
+        .timeout = 10,
+        .spool_dir = env("STATE_DIRECTORY") ? env("STATE_DIRECTORY") : DEFAULT_SPOOL,
+        .spool_max = DEFAULT_SPOOL_MAX,
+        .flush_timeout = 5,
+        .paths = {"/proc", "/sys", "/sys/fs/cgroup", "/var/run/docker.sock", "libnvidia-ml.so.1"},
+    };
+    const char *dh = env("DOCKER_HOST");
+    if (dh && strncmp(dh, "unix://", 7) == 0)
+        o->paths.docker_socket = dh + 7;
+    else if (dh)
+        fprintf(stderr,
+                "scalecast-agent: DOCKER_HOST '%s' is not a unix:// socket; the agent "
+                "reads the local engine only, trying /var/run/docker.sock\n",
+                dh);
+}
+
+/* Applies one option. Returns -1 to go on, or the exit status. */
+static int set_option(int opt, const char *arg, struct agent_opts *o, int *once)
+{
+    long v;
+    enum log_level lvl;
+    switch (opt) {
+    case OPT_SERVER:
+        o->server = arg;
+        break;
+    case OPT_NODE:
+        o->node = arg;
+        break;
+    case OPT_TOKEN:
+        o->token = *arg ? arg : NULL;
+        break;
+    case OPT_INTERVAL:
+        if (config_parse_duration(arg, &o->interval) < 0 || o->interval < 1 || o->interval > 3600)
+            return bad("--interval", arg, "must be a duration from 1s to 1h");
+        break;
+    case OPT_BATCH:
+        if (config_parse_int(arg, 1, 100000, &v) < 0)
+            return bad("--batch", arg, "must be a whole number from 1 to 100000");
+        o->batch = (size_t)v;
+        break;
+    case OPT_TIMEOUT:
+        if (config_parse_duration(arg, &o->timeout) < 0 || o->timeout < 0.1 || o->timeout > 600)
+            return bad("--timeout", arg, "must be a duration from 100ms to 10m");
+        break;
+    case OPT_FLUSH:
+        if (config_parse_duration(arg, &o->flush_timeout) < 0 || o->flush_timeout > 600)
+            return bad("--flush-timeout", arg, "must be a duration up to 10m");
+        break;
+    case OPT_SPOOL_DIR:
+        if (!*arg)
+            return bad("--spool-dir", arg, "must not be empty");
+        o->spool_dir = arg;
+        break;
+    case OPT_SPOOL_MAX:
+        if (config_parse_size(arg, &o->spool_max) < 0 || o->spool_max < SPOOL_MIN_BYTES)
+            return bad("--spool-max", arg, "must be a size of at least 64KiB");
+        break;
+    case OPT_PROC:
+        o->paths.proc = arg;
+        break;
+    case OPT_SYS:
+        o->paths.sys = arg;
+        break;
+    case OPT_CGROUP:
+        o->paths.cgroup = arg;
+        break;
+    case OPT_DOCKER:
+        o->paths.docker_socket = arg;
+        break;
+    case OPT_NVML:
+        o->paths.nvml = arg;
+        break;
+    case OPT_LOG:
+        if (log_parse_level(arg, &lvl) < 0)
+            return bad("--log-level", arg, "must be debug, info, warn or error");
+        log_set_level(lvl);
+        break;
+    case OPT_ONCE:
+        *once = 1;
+        break;
+    case OPT_HELP:
+        usage(stdout);
+        return 0;
+    case OPT_VERSION:
+        printf("scalecast-agent %s\n", SCALECAST_VERSION);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -113,100 +215,13 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    struct agent_opts o = {
-        .server = env("SCALECAST_SERVER") ? env("SCALECAST_SERVER") : DEFAULT_SERVER,
-        .node = env("NODE_ID"),
-        .token = env("SCALECAST_TOKEN"),
-        .interval = 5,
-        .batch = 1000,
-        .timeout = 10,
-        .spool_dir = env("STATE_DIRECTORY") ? env("STATE_DIRECTORY") : DEFAULT_SPOOL,
-        .spool_max = DEFAULT_SPOOL_MAX,
-        .flush_timeout = 5,
-        .paths = {"/proc", "/sys", "/sys/fs/cgroup", "/var/run/docker.sock", "libnvidia-ml.so.1"},
-    };
-    const char *dh = env("DOCKER_HOST");
-    if (dh && strncmp(dh, "unix://", 7) == 0)
-        o.paths.docker_socket = dh + 7;
-    else if (dh)
-        fprintf(stderr,
-                "scalecast-agent: DOCKER_HOST '%s' is not a unix:// socket; the agent "
-                "reads the local engine only, trying /var/run/docker.sock\n",
-                dh);
+    struct agent_opts o;
+    defaults(&o);
     int once = 0, opt;
-    long v;
-    enum log_level lvl;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case OPT_SERVER:
-            o.server = optarg;
-            break;
-        case OPT_NODE:
-            o.node = optarg;
-            break;
-        case OPT_TOKEN:
-            o.token = *optarg ? optarg : NULL;
-            break;
-        case OPT_INTERVAL:
-            if (config_parse_duration(optarg, &o.interval) < 0 || o.interval < 1 ||
-                o.interval > 3600)
-                return bad("--interval", optarg, "must be a duration from 1s to 1h");
-            break;
-        case OPT_BATCH:
-            if (config_parse_int(optarg, 1, 100000, &v) < 0)
-                return bad("--batch", optarg, "must be a whole number from 1 to 100000");
-            o.batch = (size_t)v;
-            break;
-        case OPT_TIMEOUT:
-            if (config_parse_duration(optarg, &o.timeout) < 0 || o.timeout < 0.1 || o.timeout > 600)
-                return bad("--timeout", optarg, "must be a duration from 100ms to 10m");
-            break;
-        case OPT_FLUSH:
-            if (config_parse_duration(optarg, &o.flush_timeout) < 0 || o.flush_timeout > 600)
-                return bad("--flush-timeout", optarg, "must be a duration up to 10m");
-            break;
-        case OPT_SPOOL_DIR:
-            if (!*optarg)
-                return bad("--spool-dir", optarg, "must not be empty");
-            o.spool_dir = optarg;
-            break;
-        case OPT_SPOOL_MAX:
-            if (config_parse_size(optarg, &o.spool_max) < 0 || o.spool_max < SPOOL_MIN_BYTES)
-                return bad("--spool-max", optarg, "must be a size of at least 64KiB");
-            break;
-        case OPT_PROC:
-            o.paths.proc = optarg;
-            break;
-        case OPT_SYS:
-            o.paths.sys = optarg;
-            break;
-        case OPT_CGROUP:
-            o.paths.cgroup = optarg;
-            break;
-        case OPT_DOCKER:
-            o.paths.docker_socket = optarg;
-            break;
-        case OPT_NVML:
-            o.paths.nvml = optarg;
-            break;
-        case OPT_LOG:
-            if (log_parse_level(optarg, &lvl) < 0)
-                return bad("--log-level", optarg, "must be debug, info, warn or error");
-            log_set_level(lvl);
-            break;
-        case OPT_ONCE:
-            once = 1;
-            break;
-        case OPT_HELP:
-            usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            printf("scalecast-agent %s\n", SCALECAST_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+        int rc = set_option(opt, optarg, &o, &once);
+        if (rc >= 0)
+            return rc;
     }
     if (optind < argc)
         return bad("argument", argv[optind], "unexpected (see --help)");

@@ -163,7 +163,7 @@ static void backoff(struct pusher *p, double now, const char *why)
         p->failing_since = now;
         p->last_warn = now;
         log_warn("agent",
-                 "push to http://%s%s failed: %s; keeping %zu samples in the spool, "
+                 "push to http://%s%s failed: %s; %zu samples wait in the spool, "
                  "retrying in %.1f s",
                  p->o.url->hostport, p->o.url->prefix, why, spool_pending(p->sp), wait);
     } else if (now - p->last_warn >= LOG_EVERY) {

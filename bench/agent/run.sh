@@ -89,7 +89,7 @@ if [ -x "$SCALECASTD" ]; then
     PIDS+=($SPID)
     for _ in $(seq 50); do curl -fs http://127.0.0.1:$SPORT/healthz >/dev/null 2>&1 && break; sleep 0.1; done
     if curl -fs -X POST -H 'Content-Type: application/json' \
-        --data '{"node":"bench-probe","samples":[{"ts":1,"metrics":{"cpu":1}}]}' \
+        --data "{\"node\":\"bench-probe\",\"samples\":[{\"ts\":$(date +%s),\"metrics\":{\"cpu\":1}}]}" \
         http://127.0.0.1:$SPORT/api/v1/metrics >/dev/null 2>&1; then
         AGENT_URL=http://127.0.0.1:$SPORT
         AGENT_TARGET="scalecastd"
@@ -166,6 +166,13 @@ for run in $(seq 1 "$RUNS"); do
     measure collectd $CPID
     sleep "$MEASURE"
     finish
+    if [ "$AGENT_TARGET" = scalecastd ] && ! kill -0 "$SPID" 2>/dev/null; then
+        st=0
+        wait "$SPID" || st=$?
+        echo "WARNING: scalecastd died during run $run (exit status $st); the agent was spooling, not pushing:" >&2
+        tail -n 5 "$WORK/scalecastd.log" >&2
+        AGENT_TARGET="scalecastd (dead)"
+    fi
     kill $APID $NPID $SPID_LOOP $CPID 2>/dev/null || true
     wait $APID $NPID $CPID 2>/dev/null || true
     echo "run $run:" >&2
