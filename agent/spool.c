@@ -306,9 +306,10 @@ static void unsent_range(struct spool *sp, size_t i, off_t from, double *first, 
     ssize_t n = pread(fd, head, sizeof head - 1, from);
     if (n > 0) {
         head[n] = '\0';
-        char *nl = from == 0 ? strchr(head, '\n') : head - 1;
-        if (nl)
-            *first = line_ts(nl + 1);
+        /* At offset 0 the first line is the segment's header: skip it. */
+        char *nl = from == 0 ? strchr(head, '\n') : NULL;
+        if (from != 0 || nl)
+            *first = line_ts(nl ? nl + 1 : head);
     }
     off_t size = sp->segs[i].size;
     off_t at = size > (off_t)sizeof head - 1 ? size - (off_t)sizeof head + 1 : 0;
