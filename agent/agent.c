@@ -14,6 +14,7 @@
 #include "push.h"
 #include "sampleset.h"
 #include "spool.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define MAX_COLLECTORS 32
@@ -187,9 +188,31 @@ static void flush(struct agent *a, struct pusher *p, struct spool *sp, const sig
     }
 }
 
+/* For https://: OpenSSL and the trust anchors, ready before anything else
+ * starts, so that a bad --ca-file stops the agent at once. Returns 0 (*out
+ * NULL for http://) or -1 after logging why. */
+static int start_tls(const struct agent_opts *o, struct tls_client **out)
+{
+    *out = NULL;
+    if (!o->url.tls)
+        return 0;
+    char err[512];
+    if (tls_client_create(o->ca_file, out, err, sizeof err) < 0) {
+        log_error("agent", "%s", err);
+        return -1;
+    }
+    log_info("agent", "TLS with %s, TLS 1.2 or later, trusting %s%s", tls_client_version(*out),
+             o->ca_file ? "only the CA file " : "the system's CA store",
+             o->ca_file ? o->ca_file : "");
+    return 0;
+}
+
 int agent_run(const struct agent_opts *o)
 {
     struct agent a = {.o = o};
+    struct tls_client *tls;
+    if (start_tls(o, &tls) < 0)
+        return 1;
     sampleset_init(&a.set);
     struct spool *sp = NULL;
     char err[512];
@@ -197,6 +220,7 @@ int agent_run(const struct agent_opts *o)
     if (spool_open(&so, &sp, err, sizeof err) < 0) {
         log_error("agent", "%s", err);
         sampleset_free(&a.set);
+        tls_client_free(tls);
         return 1;
     }
     sigset_t waitmask;
@@ -205,7 +229,8 @@ int agent_run(const struct agent_opts *o)
              "scalecast-agent %s: node %s, pushing to %s every %g s, spool %s (at most %zu bytes)",
              SCALECAST_VERSION, o->node, o->server, o->interval, o->spool_dir, o->spool_max);
     start_collectors(&a);
-    struct push_opts po = {&o->url, o->token, o->batch, o->timeout};
+    struct push_opts po = {
+        .url = &o->url, .tls = tls, .token = o->token, .batch = o->batch, .timeout = o->timeout};
     struct pusher *p = push_create(&po, sp);
 
     round_collect(&a); /* primes the counters; rates need two reads */
@@ -237,6 +262,7 @@ int agent_run(const struct agent_opts *o)
              a.rounds - 1, a.collected, push_delivered(p), push_refused(p), spool_dropped(sp),
              spool_pending(sp));
     push_free(p);
+    tls_client_free(tls);
     spool_close(sp);
     stop_collectors(&a);
     return 0;

@@ -12,10 +12,11 @@ struct agent_opts {
     const char *node;
     const char *server; /* URL as given, for messages */
     struct http_url url;
-    const char *token; /* NULL: none */
-    double interval;   /* seconds, >= 1 */
-    size_t batch;      /* samples per push */
-    double timeout;    /* seconds per push */
+    const char *token;   /* NULL: none */
+    const char *ca_file; /* https://: CA certificates to trust; NULL: the system store */
+    double interval;     /* seconds, >= 1 */
+    size_t batch;        /* samples per push */
+    double timeout;      /* seconds per push */
     const char *spool_dir;
     size_t spool_max;
     double flush_timeout; /* seconds allowed for the flush at SIGTERM */
@@ -23,7 +24,8 @@ struct agent_opts {
 };
 
 /* Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a
- * clean stop, 1 when the agent could not start (the reason is logged). */
+ * clean stop, 1 when the agent could not start (the reason is logged: the
+ * spool, or for https:// OpenSSL or the CA file). */
 int agent_run(const struct agent_opts *o);
 
 /* --once: collects a priming round and, a second later, a real one, and

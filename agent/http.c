@@ -24,18 +24,16 @@ void http_url_free(struct http_url *u)
 int http_url_parse(const char *url, struct http_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);
+    const char *h;
     if (strncasecmp(url, "https://", 8) == 0) {
-        snprintf(err, errlen,
-                 "server URL '%s': https is not supported by the agent; use http:// to the "
-                 "server or a local TLS proxy (see docs/agent.md)",
-                 url);
+        u->tls = 1;
+        h = url + 8;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        h = url + 7;
+    } else {
+        snprintf(err, errlen, "server URL '%s': must start with http:// or https://", url);
         return -EINVAL;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "server URL '%s': must start with http://", url);
-        return -EINVAL;
-    }
-    const char *h = url + 7;
     const char *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     const char *hend, *port = NULL;
@@ -77,7 +75,7 @@ int http_url_parse(const char *url, struct http_url *u, char *err, size_t errlen
         }
         u->port = xstrndup(port, plen);
     } else {
-        u->port = xstrdup("80");
+        u->port = xstrdup(u->tls ? "443" : "80");
     }
     const char *path = slash ? slash : "";
     size_t plen = strlen(path);

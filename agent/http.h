@@ -1,6 +1,7 @@
 /* The small part of HTTP/1.1 the agent speaks: parsing a server URL and
  * parsing responses (Content-Length, chunked, or read-until-close bodies).
- * Requests are written by their callers; they are one format string.
+ * Requests are written by their callers; they are one format string. TLS
+ * is tls.h's, underneath.
  *
  * Why not libcurl: the agent's whole job is to be light, and Debian's libcurl
  * maps about 9 MB of shared libraries (TLS, HTTP/2, IDN, LDAP, ...) into the
@@ -13,13 +14,15 @@
 #include "buf.h"
 
 struct http_url {
+    int tls;        /* https:// */
     char *host;     /* "127.0.0.1", "::1", "scalecast.example" */
     char *port;     /* "8080" */
     char *hostport; /* for the Host header: "127.0.0.1:8080", "[::1]:8080" */
     char *prefix;   /* path before /api/v1/..., "" or "/scalecast" */
 };
 
-/* Parses "http://HOST[:PORT][/PREFIX]". Returns 0, or -EINVAL with a message
+/* Parses "http://HOST[:PORT][/PREFIX]" or "https://..." (port 80 or 443 by
+ * default). Returns 0, or -EINVAL with a message
  * in err (naming what is wrong with the URL); *u is then empty. */
 int http_url_parse(const char *url, struct http_url *u /* out */, char *err, size_t errlen);
 void http_url_free(struct http_url *u);

@@ -1,4 +1,4 @@
-/* The non-blocking HTTP sender. */
+/* The non-blocking HTTP sender, over TCP or TLS. */
 #include "push.h"
 
 #include <errno.h>
@@ -15,9 +15,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 #include "xalloc.h"
 
-enum { IDLE, CONNECTING, SENDING, RECEIVING };
+enum { IDLE, CONNECTING, HANDSHAKING, SENDING, RECEIVING };
 
 #define MAX_ANSWER (64 * 1024)
 #define LOG_EVERY 60.0 /* seconds between reminders that the server is still away */
@@ -27,8 +28,9 @@ struct pusher {
     struct spool *sp;
     int state;
     int fd;
-    int reused;   /* the request went out on a kept-alive connection */
-    size_t limit; /* samples in the next batch: o.batch, or less while splitting */
+    struct tls_conn *tls; /* on fd, for https:// once connected */
+    int reused;           /* the request went out on a kept-alive connection */
+    size_t limit;         /* samples in the next batch: o.batch, or less while splitting */
     struct spool_batch batch;
     struct buf lines, head, body;
     size_t sent; /* bytes of head+body written */
@@ -60,6 +62,8 @@ struct pusher *push_create(const struct push_opts *o, struct spool *sp)
 
 static void drop_conn(struct pusher *p)
 {
+    tls_conn_free(p->tls);
+    p->tls = NULL;
     if (p->fd >= 0)
         close(p->fd);
     p->fd = -1;
@@ -104,7 +108,58 @@ static void build_request(struct pusher *p)
     if (p->o.token)
         buf_printf(&p->head, "Authorization: Bearer %s\r\n", p->o.token);
     buf_adds(&p->head, "\r\n");
+    if (p->o.tls) {
+        /* TLS has no writev: one buffer, so head and body share records. */
+        buf_add(&p->head, p->body.p, p->body.len);
+        buf_reset(&p->body);
+    }
     p->sent = 0;
+    http_resp_reset(&p->resp);
+}
+
+/* Sends what is left of the request. Returns 0 with the bytes taken in
+ * *done, -EAGAIN, or -errno with the reason in why. */
+static int conn_send(struct pusher *p, size_t *done /* out */, char *why, size_t whylen)
+{
+    size_t hl = p->head.len;
+    if (p->tls)
+        return tls_write(p->tls, p->head.p + p->sent, hl - p->sent, done, why, whylen);
+    struct iovec iov[2];
+    int n = 0;
+    if (p->sent < hl)
+        iov[n++] = (struct iovec){p->head.p + p->sent, hl - p->sent};
+    size_t boff = p->sent > hl ? p->sent - hl : 0;
+    iov[n++] = (struct iovec){p->body.p + boff, p->body.len - boff};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(p->fd, &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EINTR)
+            return -EAGAIN;
+        snprintf(why, whylen, "%s", strerror(err));
+        return -err;
+    }
+    *done = (size_t)w;
+    return 0;
+}
+
+/* Receives up to n bytes. Returns 0 with the count in *got (0: the server
+ * closed the connection), -EAGAIN, or -errno with the reason in why. */
+static int conn_recv(struct pusher *p, char *data, size_t n, size_t *got /* out */, char *why,
+                     size_t whylen)
+{
+    if (p->tls)
+        return tls_read(p->tls, data, n, got, why, whylen);
+    ssize_t r = recv(p->fd, data, n, 0);
+    if (r < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EINTR)
+            return -EAGAIN;
+        snprintf(why, whylen, "%s", strerror(err));
+        return -err;
+    }
+    *got = (size_t)r;
+    return 0;
 }
 
 /* Opens a non-blocking connection. Returns 0 (connected or in progress) or
@@ -163,9 +218,10 @@ static void backoff(struct pusher *p, double now, const char *why)
         p->failing_since = now;
         p->last_warn = now;
         log_warn("agent",
-                 "push to http://%s%s failed: %s; %zu samples wait in the spool, "
+                 "push to %s://%s%s failed: %s; %zu samples wait in the spool, "
                  "retrying in %.1f s",
-                 p->o.url->hostport, p->o.url->prefix, why, spool_pending(p->sp), wait);
+                 p->o.url->tls ? "https" : "http", p->o.url->hostport, p->o.url->prefix, why,
+                 spool_pending(p->sp), wait);
     } else if (now - p->last_warn >= LOG_EVERY) {
         p->last_warn = now;
         log_warn("agent", "server still unreachable after %.0f s (%s); %zu samples spooled",
@@ -182,13 +238,12 @@ static void answered(struct pusher *p, double now);
  * the same batch forever. Returns 1 if a complete answer was there. */
 static int early_answer(struct pusher *p, double now)
 {
-    char chunk[4096];
-    http_resp_reset(&p->resp);
+    char chunk[4096], why[256];
     for (;;) {
-        ssize_t n = recv(p->fd, chunk, sizeof chunk, MSG_DONTWAIT);
-        int rc = n > 0    ? http_resp_feed(&p->resp, chunk, (size_t)n)
-                 : n == 0 ? http_resp_eof(&p->resp)
-                          : -EAGAIN;
+        size_t n = 0;
+        int rc = conn_recv(p, chunk, sizeof chunk, &n, why, sizeof why);
+        if (rc == 0)
+            rc = n > 0 ? http_resp_feed(&p->resp, chunk, n) : http_resp_eof(&p->resp);
         if (rc == 1) {
             p->resp.close = 1;
             answered(p, now);
@@ -199,38 +254,35 @@ static int early_answer(struct pusher *p, double now)
     }
 }
 
+static void receive_some(struct pusher *p, double now);
+
 static void send_some(struct pusher *p, double now)
 {
-    size_t hl = p->head.len, total = hl + p->body.len;
+    char why[256];
+    size_t total = p->head.len + p->body.len;
     while (p->sent < total) {
-        struct iovec iov[2];
-        int n = 0;
-        if (p->sent < hl)
-            iov[n++] = (struct iovec){p->head.p + p->sent, hl - p->sent};
-        size_t boff = p->sent > hl ? p->sent - hl : 0;
-        iov[n++] = (struct iovec){p->body.p + boff, p->body.len - boff};
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(p->fd, &msg, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
-            int err = errno;
+        size_t w = 0;
+        int rc = conn_send(p, &w, why, sizeof why);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
             if (early_answer(p, now))
                 return;
-            errno = err;
-            if (p->reused && (errno == EPIPE || errno == ECONNRESET)) {
+            if (p->reused && (rc == -EPIPE || rc == -ECONNRESET)) {
                 /* The server closed the idle connection first: not a failure. */
                 drop_conn(p);
                 push_kick(p, now, 1);
                 return;
             }
-            backoff(p, now, strerror(errno));
+            backoff(p, now, why);
             return;
         }
-        p->sent += (size_t)w;
+        p->sent += w;
     }
     p->state = RECEIVING;
-    http_resp_reset(&p->resp);
+    /* TLS: a first read sets what the connection waits for (tls_want). */
+    if (p->tls)
+        receive_some(p, now);
 }
 
 static int refuses_content(int status)
@@ -241,7 +293,8 @@ static int refuses_content(int status)
 static void answered(struct pusher *p, double now)
 {
     int status = p->resp.status;
-    if (p->resp.close)
+    /* An answer before the whole request went out ends the connection. */
+    if (p->resp.close || p->state == SENDING)
         drop_conn(p);
     else
         p->state = IDLE;
@@ -298,21 +351,21 @@ static void answered(struct pusher *p, double now)
 
 static void receive_some(struct pusher *p, double now)
 {
-    char chunk[4096];
+    char chunk[4096], why[256];
     for (;;) {
-        ssize_t n = recv(p->fd, chunk, sizeof chunk, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
-            if (p->reused && !http_resp_started(&p->resp) && errno == ECONNRESET) {
+        size_t n = 0;
+        int rc = conn_recv(p, chunk, sizeof chunk, &n, why, sizeof why);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
+            if (p->reused && !http_resp_started(&p->resp) && rc == -ECONNRESET) {
                 drop_conn(p);
                 push_kick(p, now, 1);
                 return;
             }
-            backoff(p, now, strerror(errno));
+            backoff(p, now, why);
             return;
         }
-        int rc;
         if (n == 0) {
             if (p->reused && !http_resp_started(&p->resp)) {
                 drop_conn(p);
@@ -323,7 +376,7 @@ static void receive_some(struct pusher *p, double now)
             if (rc == 1)
                 p->resp.close = 1;
         } else {
-            rc = http_resp_feed(&p->resp, chunk, (size_t)n);
+            rc = http_resp_feed(&p->resp, chunk, n);
         }
         if (rc < 0) {
             backoff(p, now, n == 0 ? "connection closed mid-answer" : "malformed answer");
@@ -336,6 +389,52 @@ static void receive_some(struct pusher *p, double now)
         if (n == 0)
             return;
     }
+}
+
+static void handshake_some(struct pusher *p, double now)
+{
+    char why[300];
+    int rc = tls_handshake(p->tls, why, sizeof why);
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        backoff(p, now, why);
+        return;
+    }
+    log_debug("agent", "TLS with %s: %s", p->o.url->hostport, tls_describe(p->tls));
+    p->state = SENDING;
+    send_some(p, now);
+}
+
+/* The TCP connection is up: https:// starts the handshake, http:// the
+ * request. */
+static void connected(struct pusher *p, double now)
+{
+    if (!p->o.tls) {
+        p->state = SENDING;
+        send_some(p, now);
+        return;
+    }
+    char why[256];
+    if (tls_conn_create(p->o.tls, p->fd, p->o.url->host, &p->tls, why, sizeof why) < 0) {
+        backoff(p, now, why);
+        return;
+    }
+    p->state = HANDSHAKING;
+    handshake_some(p, now);
+}
+
+/* Something arrived on an idle connection: the server closed it, or (TLS)
+ * sent a record that carries no data, such as a session ticket. */
+static void idle_readable(struct pusher *p)
+{
+    if (p->tls) {
+        char chunk[256], why[256];
+        size_t n = 0;
+        if (tls_read(p->tls, chunk, sizeof chunk, &n, why, sizeof why) == -EAGAIN)
+            return;
+    }
+    drop_conn(p);
 }
 
 void push_kick(struct pusher *p, double now, int now_please)
@@ -369,7 +468,23 @@ int push_pollfd(const struct pusher *p, struct pollfd *pfd)
     if (p->fd < 0)
         return 0;
     pfd->fd = p->fd;
-    pfd->events = p->state == CONNECTING || p->state == SENDING ? POLLOUT : POLLIN;
+    switch (p->state) {
+    case CONNECTING:
+        pfd->events = POLLOUT;
+        break;
+    case HANDSHAKING:
+    case RECEIVING:
+        pfd->events = p->tls ? tls_want(p->tls) : POLLIN;
+        break;
+    case SENDING:
+        /* TLS also listens for an answer that comes before the request is
+         * all out (a 413): after a failed write it could not be read. */
+        pfd->events = p->tls ? (short)(tls_want(p->tls) | POLLIN) : POLLOUT;
+        break;
+    default:
+        pfd->events = POLLIN;
+        break;
+    }
     pfd->revents = 0;
     return 1;
 }
@@ -393,10 +508,8 @@ void push_handle(struct pusher *p, double now, short revents)
     }
     switch (p->state) {
     case IDLE:
-        if (p->fd >= 0 && revents) {
-            /* The server closed (or wrote to) an idle connection. */
-            drop_conn(p);
-        }
+        if (p->fd >= 0 && revents)
+            idle_readable(p);
         push_kick(p, now, 0);
         break;
     case CONNECTING:
@@ -408,11 +521,20 @@ void push_handle(struct pusher *p, double now, short revents)
                 backoff(p, now, strerror(err));
                 return;
             }
-            p->state = SENDING;
-            send_some(p, now);
+            connected(p, now);
         }
         break;
+    case HANDSHAKING:
+        if (revents)
+            handshake_some(p, now);
+        break;
     case SENDING:
+        if (p->tls && (revents & POLLIN)) {
+            receive_some(p, now);
+            if (p->state != SENDING)
+                break;
+        }
+        /* Last, so that tls_want() is the write's. */
         if (revents)
             send_some(p, now);
         break;

@@ -1,6 +1,7 @@
 /* Pushing spooled samples to scalecastd: POST /api/v1/metrics over one
- * keep-alive HTTP/1.1 connection, driven by the agent's poll loop (the
- * socket is non-blocking, so a slow server never delays a collection).
+ * keep-alive HTTP/1.1 connection (TLS for https://, see tls.h), driven by
+ * the agent's poll loop (the socket is non-blocking, so a slow server never
+ * delays a collection).
  *
  * What an answer does to the batch it answers:
  *   2xx                       delivered: acknowledged in the spool
@@ -9,7 +10,8 @@
  *                             refused sample is logged with the server's
  *                             error and dropped (never retried forever)
  *   any other 4xx, 5xx,       the server cannot take it now (down, overloaded,
- *   timeout, network error    wrong token, wrong URL): the batch stays in the
+ *   timeout, network or TLS   wrong token, wrong URL, a certificate the agent
+ *   error                     does not trust): the batch stays in the
  *                             spool and is retried after an exponential
  *                             backoff with jitter (1 s doubling to 30 s)
  * Samples leave in spool order, one request at a time. */
@@ -22,8 +24,11 @@
 #include "http.h"
 #include "spool.h"
 
+struct tls_client;
+
 struct push_opts {
     const struct http_url *url; /* borrowed; outlives the pusher */
+    struct tls_client *tls;     /* https://: borrowed, outlives the pusher; else NULL */
     const char *token;          /* bearer token or NULL; borrowed */
     size_t batch;               /* samples per request */
     double timeout;             /* seconds per request, connect included */

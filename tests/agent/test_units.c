@@ -53,9 +53,22 @@ static void test_url(void)
     http_url_free(&u);
     CHECK(http_url_parse("http://example.org", &u, err, sizeof err) == 0);
     CHECK_STR(u.port, "80");
+    CHECK(!u.tls);
     http_url_free(&u);
-    const char *bad[] = {"https://x",      "ftp://x",     "http://",     "http://h:0",
-                         "http://h:99999", "http://h:8x", "http://[::1", "http://h/p?q=1"};
+    CHECK(http_url_parse("HTTPS://scalecast.example/sc", &u, err, sizeof err) == 0);
+    CHECK(u.tls);
+    CHECK_STR(u.host, "scalecast.example");
+    CHECK_STR(u.port, "443");
+    CHECK_STR(u.prefix, "/sc");
+    http_url_free(&u);
+    CHECK(http_url_parse("https://[::1]:8443", &u, err, sizeof err) == 0);
+    CHECK(u.tls);
+    CHECK_STR(u.host, "::1");
+    CHECK_STR(u.hostport, "[::1]:8443");
+    http_url_free(&u);
+    const char *bad[] = {"httpx://x",      "ftp://x",     "http://",     "http://h:0",
+                         "http://h:99999", "http://h:8x", "http://[::1", "http://h/p?q=1",
+                         "https://",       "https://h:0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CHECK(http_url_parse(bad[i], &u, err, sizeof err) == -EINVAL);
