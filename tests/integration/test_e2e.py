@@ -116,8 +116,9 @@ class Context:
         self.t0 = time.monotonic()
 
     def on_exit(self, fn, *a, leak_check=False):
-        """fn(*a) at the end; with leak_check, it returns how many objects
-        it could not remove, and any makes the test fail."""
+        """fn(*a) at the end; with leak_check, it returns how many problems
+        it found (objects it could not remove, a bad exit), and any makes the
+        test fail."""
         self._undo.append((fn, a, leak_check))
 
     def close(self):
@@ -144,18 +145,28 @@ class Context:
 def start_server(ctx, config):
     text = "[server]\nretention = 7d\nlog_level = info\n" + config
     srv = srvlib.Server(ctx.args.scalecastd, text)
-    ctx.on_exit(srv_cleanup, srv)
+    ctx.on_exit(srv_cleanup, srv, leak_check=True)
     srv.start(timeout=20)
     say("scalecastd on port %d" % srv.port)
     return srv
 
 
 def srv_cleanup(srv):
-    if srv.proc is not None and srv.proc.poll() is None:
-        srv.stop()
+    """Stops scalecastd; returns 1 (a failure) if it did not exit 0 on
+    SIGTERM or its log holds a sanitizer report."""
+    bad = 0
+    if srv.proc is not None:
+        rc = srv.stop()
+        if rc != 0:
+            say("scalecastd exited with %r on SIGTERM" % rc)
+            bad = 1
     log = srv.log()
     say("scalecastd log (last lines):\n" + "\n".join(log.splitlines()[-25:]))
+    if any(m in log for m in srvlib.SANITIZER_MARKS):
+        say("scalecastd's log holds a sanitizer report:\n" + log[-6000:])
+        bad = 1
     srv.cleanup()
+    return bad
 
 
 def start_agent(ctx, srv, docker_sock):
@@ -174,11 +185,14 @@ def start_agent(ctx, srv, docker_sock):
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
     log.close()
-    ctx.on_exit(stop_agent, ctx, proc)
+    ctx.on_exit(stop_agent, ctx, proc, leak_check=True)
     return proc
 
 
 def stop_agent(ctx, proc):
+    """Stops the agent; returns 1 (a failure) if it did not exit 0 on
+    SIGTERM or its log holds a sanitizer report."""
+    bad = 0
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -186,11 +200,16 @@ def stop_agent(ctx, proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    try:
-        with open(os.path.join(ctx.tmp, "agent.log"), errors="replace") as f:
-            say("agent log (last lines):\n" + "".join(f.readlines()[-10:]))
-    except OSError:
-        pass
+    if proc.returncode != 0:
+        say("scalecast-agent exited with %r" % proc.returncode)
+        bad = 1
+    with open(os.path.join(ctx.tmp, "agent.log"), errors="replace") as f:
+        log = f.read()
+    say("agent log (last lines):\n" + "\n".join(log.splitlines()[-10:]))
+    if any(m in log for m in srvlib.SANITIZER_MARKS):
+        say("scalecast-agent's log holds a sanitizer report:\n" + log[-6000:])
+        bad = 1
+    return bad
 
 
 def decisions(srv, service):
@@ -753,7 +772,7 @@ def main():
         rc = 1
     finally:
         if not ctx.close() and rc == 0:
-            say("FAIL: cleanup left objects behind")
+            say("FAIL: cleanup left objects behind, or a program failed at exit")
             rc = 1
     say("%s: %.1f s" % (args.scenario, ctx.elapsed()))
     return rc
