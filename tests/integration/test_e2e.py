@@ -33,6 +33,8 @@ the end, whatever happened; the swarm is shared through tests/docker/swarm.sh.
 """
 
 import argparse
+import csv
+import io
 import os
 import shutil
 import signal
@@ -234,6 +236,25 @@ def wait_status(srv, name, pred, limit):
         if time.monotonic() > deadline:
             raise Failed("GET /api/v1/services: %r" % st)
         time.sleep(0.2)
+
+
+def check_exports(srv, name, ds):
+    """The decision log in the CSV export holds the same rows as the JSON
+    (reasons with commas survive the quoting), and /metrics the replicas."""
+    # Up to the last decision of ds: the scaler keeps recording meanwhile.
+    to = "%.3f" % (ds[-1]["ts"] + 0.001)
+    ds = srv.get_json("/api/v1/decisions?service=%s&limit=10000&from=-3600&to=%s" % (name, to))[
+        "decisions"
+    ]
+    r = srv.request("GET", "/api/v1/decisions.csv?service=%s&from=-3600&to=%s" % (name, to))
+    check(r.status == 200, "decisions.csv: %r" % r)
+    rows = list(csv.DictReader(io.StringIO(r.body.decode())))
+    got = sorted((row["action"], row["outcome"], int(row["target"]), row["reason"]) for row in rows)
+    want = sorted((d["action"], d["outcome"], d["target"], d["reason"]) for d in ds)
+    check(got == want, "decisions.csv differs from the JSON log:\n%r\n%r" % (got, want))
+    metrics = srv.request("GET", "/metrics").body.decode()
+    line = 'scalecast_service_replicas{service="%s"} 1' % name
+    check(line in metrics.splitlines(), "/metrics lacks %r" % line)
 
 
 def print_decisions(srv, service, t0_wall):
@@ -493,6 +514,7 @@ def scenario_autoscale(ctx, kind):
     # tick shows the scale-down.
     st = wait_status(srv, tgt.name, lambda s: s["current_replicas"] == 1, 3 * TICK)
     check(st["last_error"] is None, "GET /api/v1/services: %r" % st)
+    check_exports(srv, tgt.name, ds)
     if kind == "containers":
         # The newest are removed: the one left is the original replica.
         left = eng.containers("%s=%s" % (APP_LABEL, tgt.name))
