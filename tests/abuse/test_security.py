@@ -13,7 +13,8 @@ tls_server: a locally made certificate (SAN IP:127.0.0.1): scalecastd with
   tls_cert/tls_key answers HTTPS (verified against that certificate),
   refuses plain HTTP, and names the file when a certificate is unusable.
 tls_agent: scalecast-agent pushes over https:// to that server, trusting the
-  certificate through its CA option.
+  certificate through --ca-file; without it (the system's store), or with a
+  host name the certificate does not carry, it delivers nothing and says why.
 """
 
 import os
@@ -279,7 +280,22 @@ def scenario_tls_server(a):
         shutil.rmtree(tmp)
 
 
-CA_OPTION = re.compile(r"(--(?:tls-ca|ca-file|cacert|ca-cert|ca-bundle|tls-ca-file|ca))\b")
+def run_agent(a, url, node, spool, secs, extra=(), env_extra=None):
+    """Runs scalecast-agent at a 1 s interval for secs, then SIGTERM.
+    Returns (exit status, log text)."""
+    cmd = [a.agent, "--server", url, "--node", node, "--interval", "1", "--spool-dir", spool,
+           "--docker-socket", "", "--nvml", "", "--log-level", "debug", "--flush-timeout", "2s"] + list(extra)
+    env = dict(os.environ, **(env_extra or {}))
+    env.pop("SCALECAST_CA_FILE", None)
+    log_path = spool + ".log"
+    with open(log_path, "wb") as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+        time.sleep(secs)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        rc = p.wait(20)
+    with open(log_path, errors="replace") as f:
+        return rc, f.read()
 
 
 def scenario_tls_agent(a):
@@ -287,36 +303,41 @@ def scenario_tls_agent(a):
         raise abuselib.Skip("no --agent given")
     helptext = subprocess.run([a.agent, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=10).stdout.decode(errors="replace")
-    m = CA_OPTION.search(helptext)
+    has_ca = re.search(r"--ca-file\b", helptext) is not None
     tmp, cert, key, cfg = tls_setup()
     try:
         with TLSServer(a.bin, cert, config=cfg) as srv:
+            def points(node):
+                r = srv.request("GET", "/api/v1/series?node=%s&metric=cpu&from=-60" % node)
+                return r.json().get("points", []) if r.status == 200 else []
+
             url = "https://127.0.0.1:%d" % srv.port
-            cmd = [a.agent, "--server", url, "--node", "tls-agent", "--interval", "1", "--spool-dir",
-                   os.path.join(tmp, "spool"), "--docker-socket", "", "--nvml", "", "--log-level", "debug"]
-            if m:
-                cmd[1:1] = [m.group(1), cert]
-            else:
-                note("tls_agent: scalecast-agent --help lists no option for a CA file; trying SSL_CERT_FILE")
-            env = dict(os.environ, SSL_CERT_FILE=cert)
-            log_path = os.path.join(tmp, "agent.log")
-            with open(log_path, "wb") as log:
-                p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
-                time.sleep(4.0)
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                rc = p.wait(20)
-            with open(log_path, errors="replace") as f:
-                text = f.read()
-            r = srv.request("GET", "/api/v1/series?node=tls-agent&metric=cpu&from=-60")
-            pts = r.json().get("points", []) if r.status == 200 else []
-            note("tls_agent: agent exit %r, %d cpu points stored over https; CA option: %s; agent log tail:\n%s"
-                 % (rc, len(pts), m.group(1) if m else "none", text.strip()[-600:]))
-            check(m is not None, "scalecast-agent has no option for a CA file (its --help lists none), so it cannot "
-                  "trust a locally made certificate")
+            rc, text = run_agent(a, url, "tls-agent", os.path.join(tmp, "spool-ok"), 4.0,
+                                 ["--ca-file", cert] if has_ca else [])
+            pts = points("tls-agent")
+            note("tls_agent: with --ca-file: exit %r, %d cpu points stored over https; log: %r"
+                 % (rc, len(pts), [ln[25:] for ln in text.splitlines() if "TLS" in ln or "https" in ln][:3]))
+            check(has_ca, "scalecast-agent has no --ca-file option (its --help lists none), so it cannot trust a "
+                  "locally made certificate")
             check(rc == 0, "scalecast-agent over https: exit status %r (it says: %s)"
                   % (rc, text.strip().splitlines()[-1] if text.strip() else ""))
             check(len(pts) >= 2, "scalecast-agent delivered %d samples to %s" % (len(pts), url))
+            if not has_ca or rc != 0:
+                return
+            # Verification is on: the system's store does not know the
+            # certificate, and "localhost" is not the name it carries.
+            for name, node, u, extra in [
+                ("the system's CA store", "tls-untrusted", url, []),
+                ("a host name the certificate does not carry", "tls-wrong-host",
+                 "https://localhost:%d" % srv.port, ["--ca-file", cert]),
+            ]:
+                rc, text = run_agent(a, u, node, os.path.join(tmp, "spool-" + node), 2.5, extra)
+                pts = points(node)
+                why = [ln[25:] for ln in text.splitlines() if "certificate" in ln]
+                note("tls_agent: with %s: exit %r, %d points stored; log: %r" % (name, rc, len(pts), why[:1]))
+                check(not pts, "tls_agent: with %s the agent delivered %d samples" % (name, len(pts)))
+                check(why, "tls_agent: with %s the agent's log does not say the certificate was refused:\n%s"
+                      % (name, text[-1500:]))
     finally:
         shutil.rmtree(tmp)
 
