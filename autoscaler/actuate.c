@@ -295,7 +295,11 @@ static int list_members(struct ctx *c, json_t **list, struct member **out, size_
         m->id = id;
         m->state = state;
         m->replica = strcmp(state, "running") == 0 || strcmp(state, "restarting") == 0;
-        m->leftover = strcmp(state, "created") == 0 && json_object_get(labels, CLONE_LABEL);
+        /* A clone of ours that is not running (never started, or stopped by
+         * an engine crash) is restarted before any new clone is made, so a
+         * crash cannot leave extra containers behind each time. */
+        m->leftover = (strcmp(state, "created") == 0 || strcmp(state, "exited") == 0) &&
+                      json_object_get(labels, CLONE_LABEL);
     }
     return 0;
 }
