@@ -22,11 +22,13 @@
  *
  * Checked besides "no crash, no memory error, no undefined behaviour":
  *  - dry-run and count send GETs only;
- *  - every write names what the target selects: a container the engine
- *    listed with the target's label (or one scalecast just created), the
- *    service whose inspect matched the target's name or ID; no write to
- *    anything else, and no more creates than the replicas asked for;
- *  - a call that succeeds reports after == N (scale) or a count >= 0;
+ *  - every write names, whole, what the target selects: a container the
+ *    engine listed with the target's label (or one scalecast just created),
+ *    the service whose inspect matched the target's name or ID; no write to
+ *    anything else (an ID cut short or carrying a '/' names something
+ *    else), and no more creates than the replicas asked for;
+ *  - a call that succeeds reports after == N (scale), or a count >= 0 (for
+ *    a service, the engine's count exactly);
  *    one that fails says why. A violation aborts. SCALECAST_FUZZ_VERBOSE=1
  *    in the environment prints the conversation. */
 #define CURL_DISABLE_TYPECHECK
@@ -49,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define BASE_URL "http://localhost" /* docker.c's base for a unix socket */
 #define MAX_IDS 256
+#define ID_MAX 256 /* longer IDs are kept cut, so they never match a path */
 
 /* ---- the conversation ------------------------------------------------------ */
 
@@ -65,13 +68,14 @@ static struct {
     const char *next; /* first unread byte of the answers */
     const char *end;
     struct policy_target target;
-    bool read_only;        /* count or dry-run: GETs only */
-    bool verbose;          /* SCALECAST_FUZZ_VERBOSE set: print the conversation */
-    int replicas;          /* asked for */
-    int creates;           /* successful POST /containers/create */
-    char ids[MAX_IDS][65]; /* containers the engine listed with the label, or created */
+    bool read_only;                /* count or dry-run: GETs only */
+    bool verbose;                  /* SCALECAST_FUZZ_VERBOSE set: print the conversation */
+    int replicas;                  /* asked for */
+    int creates;                   /* successful POST /containers/create */
+    char ids[MAX_IDS][ID_MAX + 1]; /* listed with the label, or created; whole */
     size_t nids;
-    char service_id[65]; /* ID of the service whose inspect matched the target */
+    char service_id[ID_MAX + 1]; /* of the service whose inspect matched the target */
+    json_int_t service_replicas; /* its Spec.Mode.Replicated.Replicas */
 } conv;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -131,7 +135,7 @@ static bool next_answer(struct answer *a)
 static void allow_id(const char *id)
 {
     if (id && conv.nids < MAX_IDS)
-        snprintf(conv.ids[conv.nids++], sizeof conv.ids[0], "%.64s", id);
+        snprintf(conv.ids[conv.nids++], sizeof conv.ids[0], "%s", id);
 }
 
 static bool allowed_id(const char *id, size_t len)
@@ -147,7 +151,8 @@ static bool allowed_id(const char *id, size_t len)
  * service the target selects, read here independently of actuate.c. */
 static void learn(const char *method, const char *path, const struct answer *a)
 {
-    if (a->status < 200 || a->status > 299)
+    /* docker_request takes 2xx and 304 ("already in that state") as success. */
+    if ((a->status < 200 || a->status > 299) && a->status != 304)
         return;
     json_t *j = json_loadb(a->body, a->len, 0, NULL);
     const struct policy_target *t = &conv.target;
@@ -168,8 +173,12 @@ static void learn(const char *method, const char *path, const struct answer *a)
         const char *id = json_string_value(json_object_get(j, "ID"));
         const char *name = json_string_value(json_object_get(json_object_get(j, "Spec"), "Name"));
         if (id &&
-            ((name && !strcmp(name, t->service)) || !strncmp(id, t->service, strlen(t->service))))
-            snprintf(conv.service_id, sizeof conv.service_id, "%.64s", id);
+            ((name && !strcmp(name, t->service)) || !strncmp(id, t->service, strlen(t->service)))) {
+            json_t *mode = json_object_get(json_object_get(j, "Spec"), "Mode");
+            snprintf(conv.service_id, sizeof conv.service_id, "%s", id);
+            conv.service_replicas = json_integer_value(
+                json_object_get(json_object_get(mode, "Replicated"), "Replicas"));
+        }
     }
     json_decref(j);
 }
@@ -375,6 +384,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "fuzz_docker: count: %d, %d replicas %s\n", rc, replicas, err);
         if (rc == 0 && replicas < 0)
             die("actuate_replicas succeeded with %d replicas", replicas);
+        if (rc == 0 && conv.target.kind == POLICY_TARGET_SWARM && replicas != conv.service_replicas)
+            die("actuate_replicas counted %d replicas, the engine said %lld", replicas,
+                (long long)conv.service_replicas);
         if (rc < 0 && !err[0])
             die("actuate_replicas failed (%d) without a message", rc);
     } else {
