@@ -82,7 +82,14 @@ for n in "${names[@]}"; do
     kind=$(basename "$f" | cut -d- -f1)
     [[ $kind = slow ]] && continue # slow-unit: a note, not a failure
     found=1
-    dest=$here/regressions/$n/$kind-$(sha1sum "$f" | cut -c1-40)
+    sum=$(sha1sum "$f" | cut -c1-40)
+    known=$(cd "$here/regressions/$n" && { sha1sum -- * 2>/dev/null || true; } |
+      awk -v s="$sum" '$1 == s { print $2; exit }')
+    if [[ -n $known ]]; then
+      echo "FUZZ FAILURE ($kind) in harness '$n': the known regression regressions/$n/$known still fails"
+      continue
+    fi
+    dest=$here/regressions/$n/$kind-$sum
     cp "$f" "$dest"
     echo "FUZZ FAILURE ($kind) in harness '$n': input saved as ${dest#$root/}"
     echo "  replay: $build/tests/fuzz/${n}_fuzzer $dest"
@@ -95,7 +102,7 @@ for n in "${names[@]}"; do
     echo "---- the $n fuzzer's report:"
     # From the first report line on (sanitizer, harness check or signal).
     sed -n '/ERROR: \|runtime error:\|^fuzz_[a-z]*: \|deadly signal\|ERROR: libFuzzer/,$p' \
-      "$work/$n/log" | grep -v '^    #[0-9]* 0x[0-9a-f]* in fuzzer::' | head -n 80
+      "$work/$n/log" | grep -v -e '^    #[0-9]* 0x[0-9a-f]* in fuzzer::' -e '^stat::' | head -n 80
   fi
   if ((merge)); then
     "$bin" -merge=1 "$here/corpus/$n" "$work/$n/new" >"$work/$n/merge.log" 2>&1 ||
