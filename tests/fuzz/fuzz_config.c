@@ -27,7 +27,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char tmp_path[64];
+static char tmp_path[256];
 static int tmp_fd = -1;
 
 static void remove_tmp(void)
@@ -57,7 +57,7 @@ static void write_input(const uint8_t *data, size_t size)
     if (tmp_fd < 0) {
         const char *dir = getenv("TMPDIR");
         snprintf(tmp_path, sizeof tmp_path, "%s/scalecast-fuzz-XXXXXX.conf",
-                 dir && strlen(dir) < 32 ? dir : "/tmp");
+                 dir && *dir && strlen(dir) < 200 ? dir : "/tmp");
         tmp_fd = mkstemps(tmp_path, 5);
         if (tmp_fd < 0) {
             perror("fuzz_config: mkstemps");

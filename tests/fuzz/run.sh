@@ -64,14 +64,16 @@ trap 'rm -rf "$work"' EXIT
 failed=()
 for n in "${names[@]}"; do
   bin=$build/tests/fuzz/${n}_fuzzer
-  mkdir -p "$work/$n/new" "$work/$n/artifacts" "$here/regressions/$n"
+  mkdir -p "$work/$n/new" "$work/$n/artifacts" "$work/$n/tmp" "$here/regressions/$n"
   dict=()
   [[ -f $here/dict/$n.dict ]] && dict=(-dict="$here/dict/$n.dict")
   echo "== fuzz $n for ${secs}s"
   rc=0
   # New inputs go to the first (scratch) directory; the committed corpus and
   # regressions are read only.
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  # TMPDIR: what a crashed harness leaves (its temporary store or config
+  # file) goes with the work directory.
+  TMPDIR=$work/$n/tmp "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/$n/artifacts/" "${dict[@]}" \
     "$work/$n/new" "$here/corpus/$n" "$here/regressions/$n" >"$work/$n/log" 2>&1 || rc=$?
   grep -E '^(stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)' \
