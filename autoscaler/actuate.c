@@ -11,6 +11,20 @@
 #include "log.h"
 #include "xalloc.h"
 
+/* IDs from the engine go into request paths: only 1-64 letters and digits
+ * (a hostile or broken engine must not steer a write elsewhere). */
+static bool engine_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = id; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
 /* Label put on every container scalecast creates: the source's short ID. */
 #define CLONE_LABEL "io.scalecast.clone-of"
 #define SHORT_ID 12
@@ -152,6 +166,11 @@ static int swarm_inspect(struct ctx *c, json_t **svc, const char **id, long *ver
                   sname, json_object_get(mode, "Global") ? "global" : "no replica count");
         goto fail;
     }
+    if (!engine_id_ok(sid) || json_integer_value(rep) < 0 ||
+        json_integer_value(rep) > 1000000) {
+        rc = fail(c, -EPROTO, "the engine's answer has an odd service ID or replica count");
+        goto fail;
+    }
     *id = sid;
     *version = (long)json_integer_value(ver);
     *replicas = (int)json_integer_value(rep);
@@ -259,7 +278,11 @@ static int list_members(struct ctx *c, json_t **list, struct member **out, size_
     char sel[POLICY_STR_MAX * 2 + 2];
     snprintf(sel, sizeof sel, "%s=%s", c->t->label, c->t->value);
     json_t *filter = json_pack("{s:[s]}", "label", sel);
-    char *fs = json_dumps(filter, JSON_COMPACT);
+    char *fs = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
+    if (!fs) {
+        json_decref(filter);
+        return fail(c, -EINVAL, "label selector %s cannot be encoded (not UTF-8)", sel);
+    }
     char *esc = docker_escape(fs);
     size_t plen = strlen(esc) + 40;
     char *path = xmalloc(plen);
@@ -287,7 +310,8 @@ static int list_members(struct ctx *c, json_t **list, struct member **out, size_
         json_t *labels = json_object_get(ct, "Labels");
         /* The engine filtered already; check again so that a filter quirk
          * can never make us touch a container the target does not select. */
-        if (!id || !state || strlen(id) < SHORT_ID || !selected(c->t, labels))
+        if (!id || !state || strlen(id) < SHORT_ID || !engine_id_ok(id) ||
+            !selected(c->t, labels))
             continue;
         *out = xgrow(*out, &cap, *n + 1, sizeof **out);
         struct member *m = &(*out)[(*n)++];
@@ -585,9 +609,9 @@ static int create_clone(struct ctx *c, json_t *body, json_t *extra)
     if (rc < 0)
         return rc;
     const char *id = json_string_value(json_object_get(reply, "Id"));
-    if (!id) {
+    if (!id || !engine_id_ok(id)) {
         json_decref(reply);
-        return fail(c, -EPROTO, "container create answered without an Id");
+        return fail(c, -EPROTO, "container create answered without a valid Id");
     }
     log_warnings(c, reply);
     rc = connect_extra(c, id, extra);

@@ -106,10 +106,12 @@ static bool docker_name_ok(const char *s)
     return true;
 }
 
+/* Printable ASCII without blanks: labels go into engine filters as JSON,
+ * which must be valid UTF-8. */
 static bool printable(const char *s)
 {
     for (const char *c = s; *c; c++) {
-        if ((unsigned char)*c < 0x21 || *c == 0x7f)
+        if ((unsigned char)*c < 0x21 || (unsigned char)*c >= 0x7f)
             return false;
     }
     return true;

@@ -201,6 +201,12 @@ static int set_size(void *field, const char *value)
     return 0;
 }
 
+/* For keys that cannot be empty (a listen address, a database path). */
+static int set_nonempty(void *field, const char *value)
+{
+    return value[0] ? set_string(field, value) : -1;
+}
+
 static int set_bool(void *field, const char *value)
 {
     return config_parse_bool(value, field);
@@ -234,8 +240,8 @@ struct key_spec {
 #define SRV(f) offsetof(struct config, server.f)
 #define ASC(f) offsetof(struct config, autoscaler.f)
 static const struct key_spec keys[] = {
-    {"server", "listen", SRV(listen), set_string, "HOST:PORT"},
-    {"server", "db", SRV(db), set_string, "a file path"},
+    {"server", "listen", SRV(listen), set_nonempty, "HOST:PORT"},
+    {"server", "db", SRV(db), set_nonempty, "a file path"},
     {"server", "log_level", SRV(log_level), set_level, "debug, info, warn or error"},
     {"server", "max_body_size", SRV(max_body_bytes), set_size, "a size such as 8MiB"},
     {"server", "max_header_size", SRV(max_header_bytes), set_size, "a size such as 16KiB"},
@@ -250,7 +256,7 @@ static const struct key_spec keys[] = {
     {"server", "tls_cert", SRV(tls_cert), set_string, "a PEM file"},
     {"server", "tls_key", SRV(tls_key), set_string, "a PEM file"},
     {"autoscaler", "tick", ASC(tick), set_positive_duration, "a duration such as 15s"},
-    {"autoscaler", "docker_host", ASC(docker_host), set_string,
+    {"autoscaler", "docker_host", ASC(docker_host), set_nonempty,
      "unix:///path or tcp://HOST:PORT"},
     {"autoscaler", "docker_tls_ca", ASC(docker_tls_ca), set_string, "a PEM file"},
     {"autoscaler", "docker_tls_cert", ASC(docker_tls_cert), set_string, "a PEM file"},

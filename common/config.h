@@ -36,7 +36,8 @@ struct server_config {
     enum log_level log_level;  /* default info */
     size_t max_body_bytes;     /* default 8 MiB */
     size_t max_header_bytes;   /* default 16 KiB */
-    double request_timeout;    /* seconds a client may take to send a request, default 30 */
+    double request_timeout;    /* seconds a client may take to send a whole request (and
+                                * an idle keep-alive connection may stay), default 30 */
     char *ingest_token;        /* NULL: none */
     char *read_token;          /* NULL: none */
     char *admin_token;         /* NULL: none */

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "conns.h"
 #include "ingest.h"
 #include "lineproto.h"
 #include "log.h"
@@ -437,7 +437,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (!path)
+    if (!path || !*path) /* evhttp gives "" for "//x" */
         path = "/";
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     const struct route *match = NULL;
@@ -514,6 +514,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("server", "received %s: no longer accepting connections, finishing %u requests",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", s->inflight);
     if (s->bound) {
+        conns_unlisten(s->conns);
         evhttp_del_accept_socket(s->http, s->bound);
         s->bound = NULL;
     }
@@ -557,17 +558,6 @@ static bool is_loopback(const char *host)
     return false;
 }
 
-/* Each accepted connection gets a TLS bufferevent (libevent's OpenSSL
- * support) when the server has a certificate. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-    SSL *ssl = SSL_new(arg);
-    if (!ssl)
-        return NULL;
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
-}
-
 static int setup_tls(struct server *s, const struct server_config *c, char *err, size_t errlen)
 {
     if (!c->tls_cert && !c->tls_key)
@@ -588,8 +578,7 @@ static int setup_tls(struct server *s, const struct server_config *c, char *err,
         SSL_CTX_free(ctx);
         return -1;
     }
-    s->ssl_ctx = ctx;
-    evhttp_set_bevcb(s->http, tls_bev, ctx);
+    s->ssl_ctx = ctx; /* the connection guard wraps each connection in TLS */
     return 0;
 }
 
@@ -639,7 +628,16 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
         server_free(s);
         return -1;
     }
-    s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
+    s->conns = conns_new(s->base, s->http, s->ssl_ctx);
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV};
+    struct evutil_addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    if (evutil_getaddrinfo(host, portstr, &hints, &ai) == 0 && ai)
+        s->bound = conns_listen(s->conns, s->http, ai->ai_addr, (int)ai->ai_addrlen);
+    if (ai)
+        evutil_freeaddrinfo(ai);
     if (!s->bound) {
         snprintf(err, errlen, "cannot listen on %s: %s", c->listen, strerror(errno));
         server_free(s);
@@ -684,8 +682,11 @@ void server_free(struct server *s)
         next = p->next;
         free(p);
     }
+    if (s->conns)
+        conns_unlisten(s->conns);
     if (s->http)
         evhttp_free(s->http);
+    conns_free(s->conns);
     if (s->notify)
         event_free(s->notify);
     if (s->sigterm)

@@ -27,6 +27,7 @@ struct server {
     struct event *sigterm, *sigint, *notify, *drain_timer;
     struct store_reader *reader; /* queries on the loop thread */
     void *ssl_ctx;               /* SSL_CTX when serving HTTPS */
+    struct conns *conns;         /* deadlines and limits per connection */
     struct lineproto_state *lp_state; /* Telegraf counters, loop thread only */
 
     pthread_mutex_t done_lock; /* completions from the store's writer thread */
