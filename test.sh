@@ -3,6 +3,7 @@
 # warnings as errors, and run the whole test suite (ctest), then the same
 # suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 #   SCALECAST_SKIP_ASAN=1 ./test.sh   skips the sanitizer pass
+#   SCALECAST_SKIP_FUZZ=1 ./test.sh   skips the short fuzzing pass
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh --test
@@ -14,4 +15,9 @@ BUILD_DIR=build-test scripts/build.sh -DWERROR=ON
 if [[ -z "${SCALECAST_SKIP_ASAN:-}" ]]; then
   BUILD_DIR=build-asan scripts/build.sh -DWERROR=ON -DSANITIZE=address,undefined
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600 -LE no-asan)
+fi
+# Every parser fed from outside, fuzzed for a short fixed time (libFuzzer);
+# a crash found is saved under tests/fuzz/regressions/ and fails the run.
+if [[ -z "${SCALECAST_SKIP_FUZZ:-}" ]]; then
+  tests/fuzz/run.sh -t "${SCALECAST_FUZZ_SECONDS:-20}" build-fuzz
 fi
