@@ -204,6 +204,9 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             srv_count(s, 204);
         } else if (p->status == 0) {
             srv_reply_json(s, p->req, 200, json_pack("{sI}", "accepted", (json_int_t)p->n));
+        } else if (p->status == -EINVAL) {
+            s->samples_rejected++; /* parsed off the loop (a large body) */
+            srv_reply_error(s, p->req, 400, "%s", p->err);
         } else {
             int code = p->status == -ENOSPC ? 503 : 500;
             srv_reply_error(s, p->req, code, "%s; nothing of this batch was stored, retry later",
@@ -293,10 +296,35 @@ static const char *request_body(struct server *s, struct evhttp_request *req, si
     return (const char *)*owned;
 }
 
+/* Refuses a batch the store must not acknowledge: samples the next
+ * retention sweep would delete. Thread-safe (reads the config only). */
+static int check_batch(struct server *s, const struct ingest_batch *b, char *err, size_t len)
+{
+    double cutoff = srv_now() - s->cfg->server.retention;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_sample *x = &b->samples[i];
+        if (x->ts < cutoff) {
+            snprintf(err, len,
+                     "sample of node '%s' metric '%s' at ts %.3f is older than the retention "
+                     "(%.0f s): it would be deleted at once; nothing of this batch was stored",
+                     x->node, x->metric, x->ts, s->cfg->server.retention);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* Queues a parsed batch for the next group commit; the reply follows it. */
 static void submit_batch(struct server *s, struct evhttp_request *req, struct ingest_batch *b,
                          bool influx)
 {
+    char err[512];
+    if (check_batch(s, b, err, sizeof err) < 0) {
+        s->samples_rejected++;
+        srv_reply_error(s, req, 400, "%s", err);
+        ingest_batch_free(b);
+        return;
+    }
     if (b->n == 0) {
         ingest_batch_free(b);
         if (influx) {
@@ -307,22 +335,6 @@ static void submit_batch(struct server *s, struct evhttp_request *req, struct in
         }
         return;
     }
-    /* A sample the next retention sweep would delete must not be
-     * acknowledged as stored. */
-    double cutoff = srv_now() - s->cfg->server.retention;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct store_sample *x = &b->samples[i];
-        if (x->ts < cutoff) {
-            s->samples_rejected++;
-            srv_reply_error(s, req, 400,
-                            "sample of node '%s' metric '%s' at ts %.3f is older than the "
-                            "retention (%.0f s): it would be deleted at once; nothing of this "
-                            "batch was stored",
-                            x->node, x->metric, x->ts, s->cfg->server.retention);
-            ingest_batch_free(b);
-            return;
-        }
-    }
     struct pending *p = xcalloc(1, sizeof *p);
     p->srv = s;
     p->req = req;
@@ -331,6 +343,78 @@ static void submit_batch(struct server *s, struct evhttp_request *req, struct in
     s->inflight++;
     store_submit(s->st, b->samples, b->n, ingest_done, p);
     ingest_batch_free(b);
+}
+
+/* ---- Parsing large bodies off the loop ------------------------------------ */
+
+/* Bodies this large are parsed on the parser thread, so that many
+ * megabyte-sized batches at once do not hold up every other client (a
+ * health check must stay fast). Smaller ones are parsed inline: a thread
+ * hop would cost them more than the parse. */
+#define OFFLOAD_BYTES (256 * 1024)
+
+struct parse_job {
+    struct pending *p;
+    const char *body; /* borrowed from the request (or owned, see below) */
+    size_t len;
+    unsigned char *owned; /* inflated body to free, or NULL */
+    struct parse_job *next;
+};
+
+static void *parser_main(void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->parse_lock);
+    for (;;) {
+        while (!s->parse_head && !s->parse_stop)
+            pthread_cond_wait(&s->parse_wake, &s->parse_lock);
+        if (!s->parse_head)
+            break;
+        struct parse_job *j = s->parse_head;
+        s->parse_head = j->next;
+        if (!s->parse_head)
+            s->parse_tail = NULL;
+        pthread_mutex_unlock(&s->parse_lock);
+        struct ingest_batch b;
+        char err[512];
+        int rc = ingest_parse_json(j->body, j->len, &b, err, sizeof err);
+        if (rc == 0 && (rc = check_batch(s, &b, err, sizeof err)) < 0)
+            ingest_batch_free(&b);
+        free(j->owned);
+        if (rc < 0) {
+            ingest_done(j->p, -EINVAL, err);
+        } else if (b.n == 0) {
+            ingest_batch_free(&b);
+            ingest_done(j->p, 0, NULL);
+        } else {
+            j->p->n = b.n;
+            store_submit(s->st, b.samples, b.n, ingest_done, j->p);
+            ingest_batch_free(&b);
+        }
+        free(j);
+        pthread_mutex_lock(&s->parse_lock);
+    }
+    pthread_mutex_unlock(&s->parse_lock);
+    return NULL;
+}
+
+static void offload_parse(struct server *s, struct evhttp_request *req, const char *body,
+                          size_t len, unsigned char *owned)
+{
+    struct pending *p = xcalloc(1, sizeof *p);
+    p->srv = s;
+    p->req = req;
+    s->inflight++;
+    struct parse_job *j = xcalloc(1, sizeof *j);
+    *j = (struct parse_job){p, body, len, owned, NULL};
+    pthread_mutex_lock(&s->parse_lock);
+    if (s->parse_tail)
+        s->parse_tail->next = j;
+    else
+        s->parse_head = j;
+    s->parse_tail = j;
+    pthread_cond_signal(&s->parse_wake);
+    pthread_mutex_unlock(&s->parse_lock);
 }
 
 static void handle_ingest(struct server *s, struct evhttp_request *req)
@@ -346,6 +430,10 @@ static void handle_ingest(struct server *s, struct evhttp_request *req)
     const char *body = request_body(s, req, &len, &owned);
     if (!body)
         return;
+    if (len >= OFFLOAD_BYTES) {
+        offload_parse(s, req, body, len, owned);
+        return;
+    }
     struct ingest_batch b;
     char err[512];
     int rc = ingest_parse_json(body, len, &b, err, sizeof err);
@@ -609,6 +697,10 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     s->cfg = cfg;
     s->st = st;
     pthread_mutex_init(&s->done_lock, NULL);
+    pthread_mutex_init(&s->parse_lock, NULL);
+    pthread_cond_init(&s->parse_wake, NULL);
+    pthread_create(&s->parser, NULL, parser_main, s);
+    s->parser_running = true;
     /* Coalesce epoll_ctl calls: evhttp toggles a connection's read and
      * write interest around every request, often twice within one loop
      * iteration. */
@@ -666,9 +758,24 @@ void server_set_services(struct server *s, json_t *(*fn)(void *arg), void *arg)
     s->services_arg = arg;
 }
 
+/* Stops the parser thread once its queue is empty. */
+static void stop_parser(struct server *s)
+{
+    if (!s->parser_running)
+        return;
+    pthread_mutex_lock(&s->parse_lock);
+    s->parse_stop = true;
+    pthread_cond_signal(&s->parse_wake);
+    pthread_mutex_unlock(&s->parse_lock);
+    pthread_join(s->parser, NULL);
+    s->parser_running = false;
+}
+
 int server_run(struct server *s)
 {
     event_base_dispatch(s->base);
+    /* Parsed batches still go to the store, which the caller closes next. */
+    stop_parser(s);
     return 0;
 }
 
@@ -676,6 +783,7 @@ void server_free(struct server *s)
 {
     if (!s)
         return;
+    stop_parser(s);
     /* Completions that arrived after the loop stopped: their connections
      * are closed with evhttp below. */
     for (struct pending *p = s->done_head, *next; p; p = next) {
@@ -702,5 +810,7 @@ void server_free(struct server *s)
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
     pthread_mutex_destroy(&s->done_lock);
+    pthread_mutex_destroy(&s->parse_lock);
+    pthread_cond_destroy(&s->parse_wake);
     free(s);
 }

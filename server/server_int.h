@@ -33,6 +33,12 @@ struct server {
     pthread_mutex_t done_lock; /* completions from the store's writer thread */
     struct pending *done_head;
 
+    pthread_t parser;          /* parses large ingest bodies off the loop */
+    bool parser_running, parse_stop;
+    pthread_mutex_t parse_lock;
+    pthread_cond_t parse_wake;
+    struct parse_job *parse_head, *parse_tail;
+
     unsigned inflight;   /* deferred replies not yet sent */
     unsigned exports;    /* CSV streams in progress */
     bool stopping;
