@@ -254,8 +254,6 @@ static int early_answer(struct pusher *p, double now)
     }
 }
 
-static void receive_some(struct pusher *p, double now);
-
 static void send_some(struct pusher *p, double now)
 {
     char why[256];
@@ -280,9 +278,6 @@ static void send_some(struct pusher *p, double now)
         p->sent += w;
     }
     p->state = RECEIVING;
-    /* TLS: a first read sets what the connection waits for (tls_want). */
-    if (p->tls)
-        receive_some(p, now);
 }
 
 static int refuses_content(int status)
@@ -473,13 +468,15 @@ int push_pollfd(const struct pusher *p, struct pollfd *pfd)
         pfd->events = POLLOUT;
         break;
     case HANDSHAKING:
+        pfd->events = tls_want(p->tls, 0);
+        break;
     case RECEIVING:
-        pfd->events = p->tls ? tls_want(p->tls) : POLLIN;
+        pfd->events = p->tls ? tls_want(p->tls, 1) : POLLIN;
         break;
     case SENDING:
         /* TLS also listens for an answer that comes before the request is
          * all out (a 413): after a failed write it could not be read. */
-        pfd->events = p->tls ? (short)(tls_want(p->tls) | POLLIN) : POLLOUT;
+        pfd->events = p->tls ? (short)(tls_want(p->tls, 0) | POLLIN) : POLLOUT;
         break;
     default:
         pfd->events = POLLIN;
@@ -534,7 +531,6 @@ void push_handle(struct pusher *p, double now, short revents)
             if (p->state != SENDING)
                 break;
         }
-        /* Last, so that tls_want() is the write's. */
         if (revents)
             send_some(p, now);
         break;

@@ -85,8 +85,8 @@ struct tls_client {
 struct tls_conn {
     SSL *ssl;
     char *host;
-    short want;
-    int broken; /* a fatal error happened: no close_notify */
+    short want[2]; /* for the next handshake step or write [0], read [1] */
+    int broken;    /* a fatal error happened: no close_notify */
     char desc[96];
 };
 
@@ -183,11 +183,13 @@ int tls_client_create(const char *ca_file, struct tls_client **out, char *err, s
     ossl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
     /* Partial writes and a moving buffer fit the non-blocking sender; the
      * 16 KiB record buffers are released while the connection is idle,
-     * which is nearly always. */
+     * which is nearly always. Read-ahead takes an answer's records in one
+     * read(2) rather than two per record (header, then body). */
     ossl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE,
                       SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS,
                       NULL);
+    ossl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL);
     /* A server closing without close_notify reads as an end of stream:
      * every answer the agent acts on has a length or chunked framing, so a
      * cut answer is still caught by the HTTP parser. */
@@ -269,7 +271,8 @@ int tls_conn_create(struct tls_client *c, int fd, const char *host, struct tls_c
     struct tls_conn *t = xcalloc(1, sizeof *t);
     t->ssl = ssl;
     t->host = xstrdup(host);
-    t->want = POLLOUT;
+    t->want[0] = POLLOUT;
+    t->want[1] = POLLIN;
     *out = t;
     return 0;
 }
@@ -310,19 +313,19 @@ static void verify_failure(struct tls_conn *t, long v, char *why, size_t whylen)
              hint);
 }
 
-/* Turns a failed SSL call's result into -EAGAIN (t->want set), 1 when the
- * peer closed the connection (with or without close_notify), or an error
- * with its reason. `err` is errno right after the call. */
-static int io_error(struct tls_conn *t, int ret, int err, const char *what, char *why,
+/* Turns a failed SSL call's result into -EAGAIN (t->want[reading] set), 1
+ * when the peer closed the connection (with or without close_notify), or an
+ * error with its reason. `err` is errno right after the call. */
+static int io_error(struct tls_conn *t, int ret, int err, int reading, const char *what, char *why,
                     size_t whylen)
 {
     int e = ossl.SSL_get_error(t->ssl, ret);
     switch (e) {
     case SSL_ERROR_WANT_READ:
-        t->want = POLLIN;
+        t->want[reading] = POLLIN;
         return -EAGAIN;
     case SSL_ERROR_WANT_WRITE:
-        t->want = POLLOUT;
+        t->want[reading] = POLLOUT;
         return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
         ossl.ERR_clear_error();
@@ -340,9 +343,14 @@ static int io_error(struct tls_conn *t, int ret, int err, const char *what, char
         if (v != X509_V_OK) {
             ossl.ERR_clear_error();
             verify_failure(t, v, why, whylen);
-        } else {
-            snprintf(why, whylen, "%s failed: %s", what, ossl_reason());
+            return -EPROTO;
         }
+        unsigned long code = ossl.ERR_peek_last_error();
+        /* What a plain-HTTP server's answer to a ClientHello reads as. */
+        int plain =
+            ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_WRONG_VERSION_NUMBER;
+        snprintf(why, whylen, "%s failed: %s%s", what, ossl_reason(),
+                 plain ? " (is the server plain HTTP? then the URL is http://)" : "");
         return -EPROTO;
     }
     }
@@ -362,7 +370,7 @@ int tls_handshake(struct tls_conn *t, char *why, size_t whylen)
     int r = ossl.SSL_do_handshake(t->ssl);
     if (r == 1)
         return 0;
-    int rc = io_error(t, r, errno, "TLS handshake", why, whylen);
+    int rc = io_error(t, r, errno, 0, "TLS handshake", why, whylen);
     return rc == 1 ? closed_during("TLS handshake", why, whylen) : rc;
 }
 
@@ -375,9 +383,10 @@ int tls_write(struct tls_conn *t, const void *data, size_t n, size_t *done, char
     size_t k = 0;
     if (ossl.SSL_write_ex(t->ssl, data, n, &k) == 1) {
         *done = k;
+        t->want[0] = POLLOUT;
         return 0;
     }
-    int rc = io_error(t, 0, errno, "TLS write", why, whylen);
+    int rc = io_error(t, 0, errno, 0, "TLS write", why, whylen);
     return rc == 1 ? closed_during("request", why, whylen) : rc;
 }
 
@@ -389,15 +398,16 @@ int tls_read(struct tls_conn *t, void *data, size_t n, size_t *got, char *why, s
     size_t k = 0;
     if (ossl.SSL_read_ex(t->ssl, data, n, &k) == 1) {
         *got = k;
+        t->want[1] = POLLIN;
         return 0;
     }
-    int rc = io_error(t, 0, errno, "TLS read", why, whylen);
+    int rc = io_error(t, 0, errno, 1, "TLS read", why, whylen);
     return rc == 1 ? 0 : rc; /* closed: the end of the stream, *got is 0 */
 }
 
-short tls_want(const struct tls_conn *t)
+short tls_want(const struct tls_conn *t, int reading)
 {
-    return t->want;
+    return t->want[reading != 0];
 }
 
 const char *tls_describe(struct tls_conn *t)

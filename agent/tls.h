@@ -2,8 +2,9 @@
  *
  * OpenSSL is loaded at run time with dlopen, only when the server URL is
  * https://: linked in, libssl and libcrypto would cost every http:// agent
- * about 1.8 MB of RSS and 0.45 MB of private memory (their relocations) for
- * code it never runs. See docs/agent.md, "TLS".
+ * about 1.6 MB of RSS and 0.4 MB of private memory (their symbol tables and
+ * relocations; bench/agent/run.sh) for code it never runs. See
+ * docs/agent.md, "TLS".
  *
  * What is checked: the server's certificate chain against the system's CA
  * store (OpenSSL's default paths, which honour SSL_CERT_FILE and
@@ -13,7 +14,8 @@
  *
  * The connection is non-blocking: the calls below return -EAGAIN when
  * OpenSSL waits for the socket, and tls_want() says for what (POLLIN or
- * POLLOUT); call again once the socket is ready. */
+ * POLLOUT); call again once the socket is ready. The caller ignores
+ * SIGPIPE (OpenSSL writes with write(2)). */
 #ifndef SCALECAST_AGENT_TLS_H
 #define SCALECAST_AGENT_TLS_H
 
@@ -46,9 +48,10 @@ int tls_conn_create(struct tls_client *c, int fd, const char *host, struct tls_c
 void tls_conn_free(struct tls_conn *t);
 
 /* Drives the handshake. Returns 0 once it is done, -EAGAIN to be called
- * again when tls_want() is ready, or a negative errno with the reason in
- * why: "certificate verify failed: self-signed certificate", "wrong version
- * number (not a TLS server?)", a socket error. */
+ * again when tls_want(t, 0) is ready, or a negative errno with the reason in
+ * why: "certificate verify failed: self-signed certificate (...)", "TLS
+ * handshake failed: wrong version number (is the server plain HTTP? ...)",
+ * a socket error. */
 int tls_handshake(struct tls_conn *t, char *why, size_t whylen);
 
 /* Encrypts and sends up to n bytes. Returns 0 with the count taken in
@@ -65,8 +68,11 @@ int tls_write(struct tls_conn *t, const void *data, size_t n, size_t *done /* ou
 int tls_read(struct tls_conn *t, void *data, size_t n, size_t *got /* out */, char *why,
              size_t whylen);
 
-/* What the last call that returned -EAGAIN waits for: POLLIN or POLLOUT. */
-short tls_want(const struct tls_conn *t);
+/* What to poll for before the next tls_read (reading) or tls_handshake /
+ * tls_write (!reading): POLLIN to read and POLLOUT to write, unless the last
+ * such call returned -EAGAIN because OpenSSL needs the other direction
+ * first (a handshake message, a key update). */
+short tls_want(const struct tls_conn *t, int reading);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" once the handshake is done (borrowed,
  * valid until the next call on t). */

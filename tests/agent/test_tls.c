@@ -12,6 +12,9 @@
  *      and 2 and everything collected since is stored exactly once, also
  *      through 413 answers (the server takes bodies of 1 KiB at most, so
  *      batches are split), each ending a TLS connection;
+ *   4. a self-signed server certificate (CA:FALSE) given as its own CA file:
+ *      delivered (what an --insecure switch would otherwise be wanted for);
+ *   5. https:// to a plain-HTTP scalecastd: a handshake failure that says so;
  * and a missing or unusable CA file, or one given with an http:// URL,
  * stops the agent at start with a message naming the file.
  * The samples are read back over HTTPS with libcurl, trusting the test CA.
@@ -124,7 +127,29 @@ static int make_pki(void)
         return -1;
     if (make_cert("server", "IP:127.0.0.1, DNS:localhost") < 0)
         return -1;
-    return make_cert("other", "DNS:other.example, IP:192.0.2.10");
+    if (make_cert("other", "DNS:other.example, IP:192.0.2.10") < 0)
+        return -1;
+    char *self[] = {"req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    (char *)in_dir("self.key"),
+                    "-out",
+                    (char *)in_dir("self.pem"),
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=scalecast self-signed",
+                    "-addext",
+                    "subjectAltName = IP:127.0.0.1",
+                    "-addext",
+                    "basicConstraints = critical, CA:FALSE",
+                    NULL};
+    return run_openssl(self) == 0 ? 0 : -1;
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
@@ -134,8 +159,8 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 }
 
 /* GET https://HOST:port/PATH with libcurl, HOST resolved to 127.0.0.1,
- * trusting the test CA. Returns the status (body in *body) or -1. */
-static long https_get(const char *host, const char *path, struct buf *body)
+ * trusting the CA file `ca`. Returns the status (body in *body) or -1. */
+static long https_get(const char *host, const char *ca, const char *path, struct buf *body)
 {
     CURL *c = curl_easy_init();
     char url[256], resolve[128];
@@ -146,7 +171,7 @@ static long https_get(const char *host, const char *path, struct buf *body)
     buf_reset(body);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_RESOLVE, r);
-    curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("ca.pem"));
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
@@ -162,8 +187,8 @@ static long https_get(const char *host, const char *path, struct buf *body)
 }
 
 /* scalecastd on 127.0.0.1:port serving HTTPS with CERT.pem / CERT.key,
- * known to the probe as `host`. */
-static pid_t start_server(const char *cert, const char *host)
+ * probed as `host`, trusting `ca` (a file in the test directory). */
+static pid_t start_server(const char *cert, const char *host, const char *ca)
 {
     char conf[1024], listen_addr[64], path[512];
     snprintf(path, sizeof path, "%s/%s.conf", dir, cert);
@@ -183,10 +208,12 @@ static pid_t start_server(const char *cert, const char *host)
                     NULL};
     pid_t pid = harness_spawn(argv, in_dir("server.log"));
     struct buf b = BUF_INIT;
+    char ca_path[512];
+    snprintf(ca_path, sizeof ca_path, "%s/%s", dir, ca);
     double end = harness_now() + 15;
-    while (https_get(host, "/healthz", &b) != 200 && harness_now() < end)
+    while (https_get(host, ca_path, "/healthz", &b) != 200 && harness_now() < end)
         harness_sleep(0.1);
-    CHECK(https_get(host, "/healthz", &b) == 200);
+    CHECK(https_get(host, ca_path, "/healthz", &b) == 200);
     buf_free(&b);
     return pid;
 }
@@ -196,7 +223,8 @@ static pid_t start_server(const char *cert, const char *host)
 static json_t *stored_points(void)
 {
     struct buf body = BUF_INIT;
-    long status = https_get("127.0.0.1", "/api/v1/series?node=tls-node&metric=cpu", &body);
+    long status =
+        https_get("127.0.0.1", in_dir("ca.pem"), "/api/v1/series?node=tls-node&metric=cpu", &body);
     json_t *arr = NULL;
     if (status == 200) {
         json_t *j = json_loadb(body.p, body.len, 0, NULL);
@@ -339,6 +367,48 @@ static void test_delivered(unsigned long long spooled)
         dump("agent, right CA", log);
 }
 
+/* 4: a self-signed server certificate trusted as its own CA file. */
+static void test_self_signed(void)
+{
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    const char *log = in_dir("agent-self-signed.log");
+    struct agent_stats st;
+    run_agent(url, in_dir("self.pem"), log, 2.5, &st);
+    CHECK(st.collected >= 1);
+    CHECK(st.delivered == st.collected && st.left == 0);
+    CHECK(count_lines(log, "WARN", NULL) == 0);
+    if (unit_failures)
+        dump("agent, self-signed", log);
+}
+
+/* 5: an https:// URL for a server that speaks plain HTTP. */
+static void test_plain_server(void)
+{
+    char listen_addr[64], url[64];
+    snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
+    char *argv[] = {(char *)server_bin,         "--listen", listen_addr, "--db",
+                    (char *)in_dir("plain.db"), NULL};
+    pid_t server = harness_spawn(argv, in_dir("server.log"));
+    struct buf b = BUF_INIT;
+    double end = harness_now() + 15;
+    while (harness_http_get(port, "/healthz", &b) != 200 && harness_now() < end)
+        harness_sleep(0.1);
+    buf_free(&b);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    const char *log = in_dir("agent-plain.log");
+    struct agent_stats st;
+    run_agent(url, in_dir("ca.pem"), log, 2.5, &st);
+    CHECK(st.delivered == 0 && st.left == st.collected);
+    CHECK(count_lines(log, "WARN",
+                      "TLS handshake failed: wrong version number (is the server plain HTTP?") ==
+          1);
+    kill(server, SIGTERM);
+    CHECK(harness_wait(server, 15) == 0);
+    if (unit_failures)
+        dump("agent, plain server", log);
+}
+
 /* A CA file that cannot be used stops the agent at start, naming it. */
 static void test_bad_ca_file(void)
 {
@@ -397,21 +467,28 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned long long spooled = 0;
-    pid_t server = start_server("server", "127.0.0.1");
+    pid_t server = start_server("server", "127.0.0.1", "ca.pem");
     test_untrusted(&spooled);
     kill(server, SIGTERM);
     CHECK(harness_wait(server, 15) == 0);
 
-    server = start_server("other", "other.example");
+    server = start_server("other", "other.example", "ca.pem");
     test_wrong_name(&spooled);
     kill(server, SIGTERM);
     CHECK(harness_wait(server, 15) == 0);
 
-    server = start_server("server", "localhost");
+    server = start_server("server", "localhost", "ca.pem");
     test_delivered(spooled);
     test_bad_ca_file();
     kill(server, SIGTERM);
     CHECK(harness_wait(server, 15) == 0);
+
+    server = start_server("self", "127.0.0.1", "self.pem");
+    test_self_signed();
+    kill(server, SIGTERM);
+    CHECK(harness_wait(server, 15) == 0);
+
+    test_plain_server();
     if (unit_failures)
         dump("server", in_dir("server.log"));
     if (unit_failures || getenv("KEEP_TEST_DIR"))
