@@ -206,6 +206,10 @@ class Probe:
             % (what, self.count, self.percentile(0.5) * 1e3, self.percentile(0.99) * 1e3,
                self.max_latency * 1e3, self.rss_max_kib)
         )
+        proc = self.srv.proc
+        rc = proc.poll() if proc is not None else None
+        check(rc is None, "%s: scalecastd exited during the test with status %r (negative: killed by that signal)"
+              % (what, rc))
         check(self.count > 0, "%s: the probe ran no health check" % what)
         check(not self.failures, "%s: %d health checks failed, first %r" % (what, len(self.failures), self.failures[:3]))
         check(self.max_latency <= limit, "%s: a health check took %.1f ms (limit %.0f ms); slow ones (t, s): %r"
@@ -215,7 +219,11 @@ class Probe:
 def ingest_works(srv, what, node="after-abuse", headers=None):
     """A normal push and a read of it back: the server still does its job."""
     ts = float(int(time.time()))
-    r = srv.push({"node": node, "samples": [{"ts": ts, "metrics": {"cpu": 42.5}}]}, headers=headers)
+    try:
+        r = srv.request("POST", "/api/v1/metrics", {"node": node, "samples": [{"ts": ts, "metrics": {"cpu": 42.5}}]},
+                        headers=headers, timeout=10)
+    except OSError as e:
+        return check(False, "%s: normal ingest afterwards: %s %s" % (what, e.__class__.__name__, e))
     if not check(r.status == 200 and r.json() == {"accepted": 1}, "%s: normal ingest afterwards: %r" % (what, r)):
         return False
     q = "/api/v1/series?node=%s&metric=cpu&from=%d&to=%d" % (node, ts - 1, ts + 1)
@@ -237,16 +245,21 @@ def run_main(scenarios, argv=None):
     if a.sanitized:
         LATENCY_LIMIT = 0.300
     t0 = time.monotonic()
+    finished = False
     try:
         scenarios[a.scenario](a)
+        finished = True
     except Skip as e:
         note("SKIP: %s" % e)
         return SKIP
     finally:
         for srv in srvlib.Server.instances:
-            if srv.final_log is None and srv.proc is not None:
-                note("scalecastd (exit status %r) log:\n%s" % (srv.proc.poll(), srv.log()[-4000:]))
-            srv.cleanup()
+            if srv.proc is not None and srv.proc.poll() is not None:
+                note("scalecastd exited with status %r" % srv.proc.poll())
+            srv.cleanup()  # keeps the log in final_log
+        if not finished or FAILURES:
+            for srv in srvlib.Server.instances:
+                note("scalecastd log (last 3000 characters):\n%s" % (srv.final_log or "")[-3000:])
     for srv in srvlib.Server.instances:
         check(not srv.sanitizer_report(), "sanitizer report in a scalecastd log (printed above)")
     note("%s: %s in %.1f s" % (a.scenario, "FAILED (%d checks)" % len(FAILURES) if FAILURES else "ok", time.monotonic() - t0))

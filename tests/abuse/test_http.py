@@ -179,7 +179,11 @@ def endless_chunks(port, results, i, chunk=65536, max_bytes=256 << 20, max_s=20)
     head = (b"POST /api/v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     piece = b"%x\r\n" % chunk + b" " * chunk + b"\r\n"
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except OSError as e:
+        results[i] = (0, 0.0, "connect: %s" % e)
+        return
     sent = 0
     t0 = time.monotonic()
     answer = None
@@ -259,7 +263,12 @@ def huge_requests():
 
 def endless_header(port, results, i, max_bytes=64 << 20, max_s=20):
     """A header line that never ends, sent as fast as the server takes it."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except OSError as e:
+        results[i] = (-1, 0.0)
+        check(False, "huge_headers: connect: %s" % e)
+        return
     sent = 0
     t0 = time.monotonic()
     piece = b"a" * 65536
@@ -448,7 +457,17 @@ def scenario_fd_exhaustion(_a):
             lines = [ln for ln in log.splitlines() if "accept" in ln.lower() or "open files" in ln.lower()]
             note("fd_exhaustion: %d log lines about accept, e.g. %r" % (len(lines), lines[:2]))
             check(len(lines) < 100, "fd_exhaustion: %d log lines about accept() in 3 s" % len(lines))
+            # The excess connections are gone: new ones must be accepted again.
             time.sleep(0.5)
+            t0 = time.monotonic()
+            try:
+                r = srv.request("GET", "/healthz", timeout=5)
+                status = r.status
+            except OSError as e:
+                status = e.__class__.__name__
+            note("fd_exhaustion: after the idle connections closed: /healthz %r in %.2f s" % (status, time.monotonic() - t0))
+            check(status == 200, "fd_exhaustion: once descriptors are free again the server does not accept "
+                  "connections any more (/healthz: %r)" % status)
             ingest_works(srv, "fd_exhaustion")
     finally:
         os.unlink(wrapper)
