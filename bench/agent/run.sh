@@ -6,7 +6,11 @@
 # (after WARMUP seconds), median of RUNS runs. A benchmark, not a test.
 #
 #   bench/agent/run.sh [BUILD_DIR]        (default: build)
-#   env: RUNS=3 MEASURE=60 WARMUP=10 CONTAINERS=20
+#   env: RUNS=3 MEASURE=60 WARMUP=10 CONTAINERS=20 AGENT_TLS=0
+#
+# AGENT_TLS=1: scalecastd serves HTTPS with a certificate from a CA made
+# here with the openssl command, and the agent pushes to https:// with
+# --ca-file (needs scalecastd in BUILD_DIR).
 #
 # node_exporter (Debian's prometheus-node-exporter, default collectors) is
 # scraped once a second with curl. collectd (Debian's collectd-core) runs the
@@ -24,6 +28,7 @@ RUNS=${RUNS:-3}
 MEASURE=${MEASURE:-60}
 WARMUP=${WARMUP:-10}
 CONTAINERS=${CONTAINERS:-20}
+AGENT_TLS=${AGENT_TLS:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=$BUILD/agent/scalecast-agent
 SCALECASTD=$BUILD/server/scalecastd
@@ -82,17 +87,40 @@ SINK_PORT=$(free_port)
 "$WORK/sink" "$SINK_PORT" 2>"$WORK/sink.log" & PIDS+=($!)
 AGENT_URL=http://127.0.0.1:$SINK_PORT
 AGENT_TARGET="the benchmark sink"
+SCHEME=http
+CURL_TLS=()
+AGENT_ARGS=()
+SERVER_ARGS=()
+if [ "$AGENT_TLS" = 1 ]; then
+    [ -x "$SCALECASTD" ] || { echo "AGENT_TLS=1 needs $SCALECASTD" >&2; exit 1; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$WORK/ca.key" -out "$WORK/ca.pem" -subj "/CN=bench CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench" \
+        -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/server.ext"
+    openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+        -CAcreateserial -days 2 -extfile "$WORK/server.ext" -out "$WORK/server.pem" 2>/dev/null
+    printf '[server]\ntls_cert = %s\ntls_key = %s\n' "$WORK/server.pem" "$WORK/server.key" >"$WORK/tls.conf"
+    SCHEME=https
+    CURL_TLS=(--cacert "$WORK/ca.pem")
+    AGENT_ARGS=(--ca-file "$WORK/ca.pem")
+    SERVER_ARGS=(--config "$WORK/tls.conf")
+fi
 if [ -x "$SCALECASTD" ]; then
     SPORT=$(free_port)
-    "$SCALECASTD" --listen 127.0.0.1:$SPORT --db "$WORK/scalecast.db" --log-level warn \
+    "$SCALECASTD" "${SERVER_ARGS[@]}" --listen 127.0.0.1:$SPORT --db "$WORK/scalecast.db" --log-level warn \
         2>"$WORK/scalecastd.log" & SPID=$!
     PIDS+=($SPID)
-    for _ in $(seq 50); do curl -fs http://127.0.0.1:$SPORT/healthz >/dev/null 2>&1 && break; sleep 0.1; done
-    if curl -fs -X POST -H 'Content-Type: application/json' \
+    for _ in $(seq 50); do curl -fs "${CURL_TLS[@]}" $SCHEME://127.0.0.1:$SPORT/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+    if curl -fs "${CURL_TLS[@]}" -X POST -H 'Content-Type: application/json' \
         --data "{\"node\":\"bench-probe\",\"samples\":[{\"ts\":$(date +%s),\"metrics\":{\"cpu\":1}}]}" \
-        http://127.0.0.1:$SPORT/api/v1/metrics >/dev/null 2>&1; then
-        AGENT_URL=http://127.0.0.1:$SPORT
-        AGENT_TARGET="scalecastd"
+        $SCHEME://127.0.0.1:$SPORT/api/v1/metrics >/dev/null 2>&1; then
+        AGENT_URL=$SCHEME://127.0.0.1:$SPORT
+        AGENT_TARGET="scalecastd ($SCHEME)"
+    elif [ "$AGENT_TLS" = 1 ]; then
+        echo "scalecastd does not take HTTPS POSTs (see $WORK/scalecastd.log)" >&2
+        exit 1
     else
         echo "WARNING: scalecastd does not take POSTs (see $WORK/scalecastd.log); the agent pushes to the sink" >&2
     fi
@@ -152,7 +180,7 @@ finish() {
 echo "scalecast-agent pushes to $AGENT_TARGET; $running containers running; $RUNS runs of ${WARMUP}s warm-up + ${MEASURE}s measured" >&2
 for run in $(seq 1 "$RUNS"); do
     NE_PORT=$(free_port)
-    NODE_ID=bench "$AGENT" --server "$AGENT_URL" --interval 1 --spool-dir "$WORK/spool-$run" \
+    NODE_ID=bench "$AGENT" --server "$AGENT_URL" "${AGENT_ARGS[@]}" --interval 1 --spool-dir "$WORK/spool-$run" \
         --log-level warn 2>>"$WORK/agent.log" & APID=$!
     prometheus-node-exporter --web.listen-address=127.0.0.1:$NE_PORT --log.level=warn \
         2>>"$WORK/node_exporter.log" & NPID=$!
@@ -166,7 +194,7 @@ for run in $(seq 1 "$RUNS"); do
     measure collectd $CPID
     sleep "$MEASURE"
     finish
-    if [ "$AGENT_TARGET" = scalecastd ] && ! kill -0 "$SPID" 2>/dev/null; then
+    if [ "${AGENT_TARGET%% *}" = scalecastd ] && ! kill -0 "$SPID" 2>/dev/null; then
         st=0
         wait "$SPID" || st=$?
         echo "WARNING: scalecastd died during run $run (exit status $st); the agent was spooling, not pushing:" >&2
