@@ -109,6 +109,7 @@ void config_defaults(struct config *c)
     s->log_level = LOG_INFO;
     s->max_body_bytes = 8u << 20;
     s->max_header_bytes = 16u << 10;
+    s->max_connections = 10000;
     s->request_timeout = 30;
     s->stale_after = 60;
     s->retention = 7 * 86400.0;
@@ -207,6 +208,15 @@ static int set_nonempty(void *field, const char *value)
     return value[0] ? set_string(field, value) : -1;
 }
 
+static int set_connections(void *field, const char *value)
+{
+    long v;
+    if (config_parse_int(value, 1, 1000000, &v) < 0)
+        return -1;
+    *(int *)field = (int)v;
+    return 0;
+}
+
 static int set_bool(void *field, const char *value)
 {
     return config_parse_bool(value, field);
@@ -245,6 +255,8 @@ static const struct key_spec keys[] = {
     {"server", "log_level", SRV(log_level), set_level, "debug, info, warn or error"},
     {"server", "max_body_size", SRV(max_body_bytes), set_size, "a size such as 8MiB"},
     {"server", "max_header_size", SRV(max_header_bytes), set_size, "a size such as 16KiB"},
+    {"server", "max_connections", SRV(max_connections), set_connections,
+     "an integer 1..1000000"},
     {"server", "request_timeout", SRV(request_timeout), set_positive_duration, "a duration"},
     {"server", "ingest_token", SRV(ingest_token), set_string, "a token"},
     {"server", "read_token", SRV(read_token), set_string, "a token"},

@@ -36,6 +36,7 @@ struct server_config {
     enum log_level log_level;  /* default info */
     size_t max_body_bytes;     /* default 8 MiB */
     size_t max_header_bytes;   /* default 16 KiB */
+    int max_connections;       /* default 10000 (kept below the descriptor limit) */
     double request_timeout;    /* seconds a client may take to send a whole request (and
                                 * an idle keep-alive connection may stay), default 30 */
     char *ingest_token;        /* NULL: none */

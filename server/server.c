@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include "conns.h"
@@ -521,6 +522,14 @@ static const char *method_name(enum evhttp_cmd_type m)
     return m == EVHTTP_REQ_POST ? "POST" : m == EVHTTP_REQ_GET ? "GET" : "?";
 }
 
+/* The answer is written: the connection's clock for its next request
+ * starts. */
+static void on_reply_done(struct evhttp_request *req, void *arg)
+{
+    struct server *s = arg;
+    conns_reply_done(s->conns, req);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
@@ -573,6 +582,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         srv_reply_error(s, req, 401, "missing or wrong token");
         return;
     }
+    conns_request(s->conns, req);
+    evhttp_request_set_on_complete_cb(req, on_reply_done, s);
     match->fn(s, req);
 }
 
@@ -609,6 +620,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     s->started = srv_now();
     s->drain_timer = evtimer_new(s->base, on_drain_check, s);
     on_drain_check(-1, 0, s);
+}
+
+/* The configured limit, kept below the descriptor limit so that accept()
+ * never runs out (the database, logs and engine calls need some too). */
+static size_t max_connections(int configured)
+{
+    struct rlimit rl;
+    size_t max = (size_t)configured;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t room = rl.rlim_cur > 128 ? (size_t)rl.rlim_cur - 64 : (size_t)rl.rlim_cur / 2;
+        if (max > room) {
+            log_warn("server", "max_connections %d lowered to %zu: the descriptor limit is %llu",
+                     configured, room, (unsigned long long)rl.rlim_cur);
+            max = room;
+        }
+    }
+    return max;
 }
 
 static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
@@ -720,7 +748,8 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
         server_free(s);
         return -1;
     }
-    s->conns = conns_new(s->base, s->http, s->ssl_ctx);
+    s->conns = conns_new(s->base, s->http, s->ssl_ctx, c->request_timeout,
+                         max_connections(c->max_connections));
     struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                     .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV};
     struct evutil_addrinfo *ai = NULL;
