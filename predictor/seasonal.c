@@ -5,11 +5,10 @@
  *   y(t) = a + b x + sum_k c_k cos(k theta) + d_k sin(k theta) + e(t),
  *   x = (t - now) / P, theta = 2 pi (t mod P) / P,  e(t+s) ~ phi^(s/step) e(t)
  *
- * The forecast's fit is gsl_multifit_linear over the window. The rolling-
- * origin evaluation refits at every origin, so there the normal equations
- * are accumulated as running sums X'X, X'y: cost O(n p^2) for the window,
- * and every prefix of the window is available for free, at the price of a
- * p x p Cholesky solve per refit. Time is
+ * The least-squares fit uses the normal equations accumulated as running
+ * sums X'X, X'y: cost O(n p^2) for the window, and every prefix of the
+ * window is available for free, so the rolling-origin forecasts are refitted
+ * on data before each origin at the price of a p x p Cholesky solve. Time is
  * centred and scaled to periods and Fourier columns are nearly orthogonal over
  * two or more periods, so the normal equations are well conditioned here; a
  * tiny ridge keeps degenerate sampling (all samples at one phase) solvable. */
@@ -17,8 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <gsl/gsl_multifit.h>
 
 #include "predictor_int.h"
 #include "xalloc.h"
@@ -220,30 +217,6 @@ static void eval(const struct pctx *c, const double *B, double *A, double *r, st
     m->eval_ok = 1;
 }
 
-/* Least squares of v on the n x p design matrix B with
- * gsl_multifit_linear (SVD: rank-deficient sampling still gets the
- * minimum-norm answer). Returns 0, or -EDOM if GSL fails. */
-static int final_fit(double *B, const double *v, size_t n, int p, double *beta)
-{
-    gsl_matrix_view X = gsl_matrix_view_array(B, n, (size_t)p);
-    gsl_vector_const_view y = gsl_vector_const_view_array(v, n);
-    gsl_vector *b = gsl_vector_alloc((size_t)p);
-    gsl_matrix *cov = gsl_matrix_alloc((size_t)p, (size_t)p);
-    gsl_multifit_linear_workspace *w = gsl_multifit_linear_alloc(n, (size_t)p);
-    double chisq;
-    int rc = gsl_multifit_linear(&X.matrix, &y.vector, b, cov, &chisq, w);
-    for (int i = 0; i < p; i++)
-        beta[i] = gsl_vector_get(b, (size_t)i);
-    gsl_multifit_linear_free(w);
-    gsl_matrix_free(cov);
-    gsl_vector_free(b);
-    for (int i = 0; i < p; i++) {
-        if (!isfinite(beta[i]))
-            rc = -1;
-    }
-    return rc == 0 ? 0 : -EDOM;
-}
-
 void pm_seasonal(const struct pctx *c, struct pmodel *m)
 {
     struct sfit f = {0};
@@ -270,10 +243,15 @@ void pm_seasonal(const struct pctx *c, struct pmodel *m)
     memset(A, 0, sizeof A);
     memset(r, 0, sizeof r);
     eval(c, B, A, r, &f, m);
-    /* The forecast's own fit: GSL's least squares (SVD) over the whole
-     * window's design matrix. The rolling-origin refits above use the
-     * running sums only because they refit at every origin. */
-    if (final_fit(B, c->v, c->n, p, f.beta) < 0) {
+    /* The final fit continues the sums from where the evaluation stopped. */
+    size_t done = c->ne > 0 && m->eval_ok ? c->e0 + c->ne : 0;
+    if (!m->eval_ok) {
+        memset(A, 0, sizeof A);
+        memset(r, 0, sizeof r);
+    }
+    for (size_t i = done; i < c->n; i++)
+        accumulate(A, r, B + i * p, c->v[i], p);
+    if (solve(A, r, p, f.beta) < 0) {
         m->need_n = 2 * (size_t)p;
         goto out;
     }
