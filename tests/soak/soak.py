@@ -113,6 +113,7 @@ class Soak:
         self.t0 = None
         self.stop_at = None
         self.rng = random.Random(a.seed)
+        self.server_exit = None
 
     def now(self):
         return time.monotonic() - self.t0
@@ -253,6 +254,12 @@ class Soak:
         printed = -1
         while time.monotonic() < self.stop_at + 1:
             t = self.now()
+            status = self.srv.proc.poll()
+            if status is not None:
+                self.stats.error(t, "scalecastd exited with status %d (negative: killed by that signal)" % status)
+                self.server_exit = status
+                self.stop_at = time.monotonic()
+                return
             rss = rss_kib(self.srv.proc.pid)
             self.stats.m(t)["rss"] = rss
             self.rss.append((t, rss))
@@ -299,6 +306,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the database directory")
     a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)  # the server runs in its own directory
 
     import resource
 
@@ -315,9 +323,14 @@ def main():
              a.agents * (len(HOST_METRICS) + a.containers * len(CONTAINER_METRICS)) / a.interval, a.query_every,
              a.export_every, a.duration), flush=True)
     soak = Soak(a, srv)
-    rc = 0
+    rc = 1
     try:
         asyncio.run(soak.main())
+        if soak.server_exit is not None:
+            print("soak: scalecastd exited with status %d after %.0f s; its log:\n%s"
+                  % (soak.server_exit, soak.now(), srv.log()[-4000:]))
+            return 1
+        rc = 0
         last = int(a.duration // 60) + 1
         for i in range(last):
             if i in soak.stats.minute and soak.stats.minute[i]["lat"] and (i + 1) * 60 > a.duration:
@@ -365,6 +378,9 @@ def main():
             print("scalecastd did not exit cleanly:\n" + srv.log()[-3000:])
             rc = 1
     finally:
+        if rc != 0 or sys.exc_info()[0] is not None:
+            print("soak: scalecastd log (last 2000 characters):\n%s" % srv.log()[-2000:])
+            a.keep = True
         srv.cleanup()  # removes only srvlib's own empty temporary directory
         if a.keep:
             print("kept %s" % workdir)
