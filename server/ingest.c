@@ -146,8 +146,8 @@ static char peek(struct parser *ps)
 
 static void arena_put(struct parser *ps, const char *s, size_t n)
 {
-    if (n == 0 && ps->arena)
-        return;
+    if (n == 0)
+        return; /* nothing to copy; memcpy must not see a NULL arena */
     ps->arena = xgrow(ps->arena, &ps->acap, ps->alen + n, 1);
     memcpy(ps->arena + ps->alen, s, n);
     ps->alen += n;

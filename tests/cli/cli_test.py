@@ -395,7 +395,11 @@ def test_export_stream(a):
         check(lines == total + 1, "all %d rows: %d" % (total, lines - 1))
         print("export: %.1f MiB of CSV streamed; the client's peak RSS %.1f MiB" %
               (size / 2**20, hwm / 2**20))
-        check(0 < hwm < size / 2, "client peak RSS %d is not well below the %d-byte CSV" %
+        # AddressSanitizer's shadow memory and quarantine inflate RSS: there
+        # the bound is the CSV itself (still proves it was not held whole).
+        sanitized = os.environ.get("SCALECAST_SANITIZED") == "1"
+        bound = size if sanitized else size / 2
+        check(0 < hwm < bound, "client peak RSS %d is not well below the %d-byte CSV" %
               (hwm, size))
     finally:
         srv.close()
