@@ -19,5 +19,5 @@ fi
 # Every parser fed from outside, fuzzed for a short fixed time (libFuzzer);
 # a crash found is saved under tests/fuzz/regressions/ and fails the run.
 if [[ -z "${SCALECAST_SKIP_FUZZ:-}" ]]; then
-  tests/fuzz/run.sh -t "${SCALECAST_FUZZ_SECONDS:-20}" build-fuzz
+  tests/fuzz/run.sh -t "${SCALECAST_FUZZ_SECONDS:-10}" build-fuzz
 fi
