@@ -698,6 +698,16 @@ static int setup_tls(struct server *s, const struct server_config *c, char *err,
     return 0;
 }
 
+/* libevent's own warnings go through our log, one line each, like ours. */
+static void libevent_log(int severity, const char *msg)
+{
+    enum log_level lvl = severity >= EVENT_LOG_ERR ? LOG_ERROR
+                         : severity >= EVENT_LOG_WARN ? LOG_WARN
+                         : severity >= EVENT_LOG_MSG ? LOG_INFO
+                                                      : LOG_DEBUG;
+    log_msg(lvl, "libevent", "%s", msg);
+}
+
 int server_create(const struct config *cfg, struct store *st, struct server **out, char *err,
                   size_t errlen)
 {
@@ -718,6 +728,7 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     }
     static bool threads_ready;
     if (!threads_ready) {
+        event_set_log_callback(libevent_log);
         evthread_use_pthreads();
         threads_ready = true;
     }
