@@ -68,9 +68,9 @@ int config_parse_size(const char *s, size_t *out)
     static const struct {
         const char *suffix;
         double mult;
-    } units[] = {{"", 1},          {"B", 1},          {"K", 1024},   {"KB", 1000},
-                 {"KiB", 1024},    {"M", 1048576},    {"MB", 1e6},   {"MiB", 1048576},
-                 {"G", 1073741824}, {"GB", 1e9},       {"GiB", 1073741824}};
+    } units[] = {{"", 1},           {"B", 1},       {"K", 1024},        {"KB", 1000},
+                 {"KiB", 1024},     {"M", 1048576}, {"MB", 1e6},        {"MiB", 1048576},
+                 {"G", 1073741824}, {"GB", 1e9},    {"GiB", 1073741824}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].suffix) == 0) {
             double b = v * units[i].mult;
@@ -173,7 +173,6 @@ struct parse_state {
     long cur_service_idx;
 };
 
-
 typedef int (*setter_fn)(void *field, const char *value);
 
 static int set_string(void *field, const char *value)
@@ -255,8 +254,7 @@ static const struct key_spec keys[] = {
     {"server", "log_level", SRV(log_level), set_level, "debug, info, warn or error"},
     {"server", "max_body_size", SRV(max_body_bytes), set_size, "a size such as 8MiB"},
     {"server", "max_header_size", SRV(max_header_bytes), set_size, "a size such as 16KiB"},
-    {"server", "max_connections", SRV(max_connections), set_connections,
-     "an integer 1..1000000"},
+    {"server", "max_connections", SRV(max_connections), set_connections, "an integer 1..1000000"},
     {"server", "request_timeout", SRV(request_timeout), set_positive_duration, "a duration"},
     {"server", "ingest_token", SRV(ingest_token), set_string, "a token"},
     {"server", "read_token", SRV(read_token), set_string, "a token"},
@@ -310,8 +308,8 @@ static int add_service(struct parse_state *st, const char *name)
         return -1;
     }
     if (config_service(c, name)) {
-        snprintf(st->err, sizeof st->err, "%s:%d: [service %s] defined twice", st->file,
-                 st->line, name);
+        snprintf(st->err, sizeof st->err, "%s:%d: [service %s] defined twice", st->file, st->line,
+                 name);
         return -1;
     }
     c->services = xgrow(c->services, &st->svc_cap, c->nservices + 1, sizeof *c->services);
@@ -329,8 +327,8 @@ static int service_kv(struct parse_state *st, const char *key, const char *value
     struct config_section *sec = &st->c->services[st->cur_service_idx];
     for (size_t i = 0; i < sec->nkv; i++) {
         if (strcmp(sec->kv[i].key, key) == 0) {
-            snprintf(st->err, sizeof st->err, "%s:%d: key '%s' repeated in [service %s]",
-                     st->file, st->line, key, sec->name);
+            snprintf(st->err, sizeof st->err, "%s:%d: key '%s' repeated in [service %s]", st->file,
+                     st->line, key, sec->name);
             return -1;
         }
     }

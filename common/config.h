@@ -31,32 +31,32 @@ struct config_section {
 };
 
 struct server_config {
-    char *listen;              /* "HOST:PORT", default 127.0.0.1:8080 */
-    char *db;                  /* default data/scalecast.db */
-    enum log_level log_level;  /* default info */
-    size_t max_body_bytes;     /* default 8 MiB */
-    size_t max_header_bytes;   /* default 16 KiB */
-    int max_connections;       /* default 10000 (kept below the descriptor limit) */
-    double request_timeout;    /* seconds a client may take to send a whole request (and
-                                * an idle keep-alive connection may stay), default 30 */
-    char *ingest_token;        /* NULL: none */
-    char *read_token;          /* NULL: none */
-    char *admin_token;         /* NULL: none */
-    bool allow_unauthenticated;/* bind beyond loopback without tokens */
-    double stale_after;        /* seconds of silence before a node is stale, default 60 */
-    double retention;          /* seconds of raw samples kept, default 7 days */
-    bool sync_full;            /* fsync every commit (default) vs. WAL NORMAL */
-    char *tls_cert;            /* PEM certificate chain: serve HTTPS; NULL: plain HTTP */
-    char *tls_key;             /* PEM private key of tls_cert */
+    char *listen;               /* "HOST:PORT", default 127.0.0.1:8080 */
+    char *db;                   /* default data/scalecast.db */
+    enum log_level log_level;   /* default info */
+    size_t max_body_bytes;      /* default 8 MiB */
+    size_t max_header_bytes;    /* default 16 KiB */
+    int max_connections;        /* default 10000 (kept below the descriptor limit) */
+    double request_timeout;     /* seconds a client may take to send a whole request (and
+                                 * an idle keep-alive connection may stay), default 30 */
+    char *ingest_token;         /* NULL: none */
+    char *read_token;           /* NULL: none */
+    char *admin_token;          /* NULL: none */
+    bool allow_unauthenticated; /* bind beyond loopback without tokens */
+    double stale_after;         /* seconds of silence before a node is stale, default 60 */
+    double retention;           /* seconds of raw samples kept, default 7 days */
+    bool sync_full;             /* fsync every commit (default) vs. WAL NORMAL */
+    char *tls_cert;             /* PEM certificate chain: serve HTTPS; NULL: plain HTTP */
+    char *tls_key;              /* PEM private key of tls_cert */
 };
 
 struct autoscaler_config {
-    double tick;               /* seconds between evaluations, default 15 */
-    char *docker_host;         /* unix:///var/run/docker.sock or tcp://HOST:PORT */
-    char *docker_tls_ca;       /* PEM files for tcp+TLS; NULL: plain */
+    double tick;         /* seconds between evaluations, default 15 */
+    char *docker_host;   /* unix:///var/run/docker.sock or tcp://HOST:PORT */
+    char *docker_tls_ca; /* PEM files for tcp+TLS; NULL: plain */
     char *docker_tls_cert;
     char *docker_tls_key;
-    double docker_timeout;     /* seconds per engine call, default 10 */
+    double docker_timeout; /* seconds per engine call, default 10 */
 };
 
 struct config {

@@ -24,8 +24,11 @@ int log_parse_level(const char *s, enum log_level *out)
     static const struct {
         const char *name;
         enum log_level lvl;
-    } names[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO},   {"warn", LOG_WARN},
-                 {"warning", LOG_WARN}, {"error", LOG_ERROR}};
+    } names[] = {{"debug", LOG_DEBUG},
+                 {"info", LOG_INFO},
+                 {"warn", LOG_WARN},
+                 {"warning", LOG_WARN},
+                 {"error", LOG_ERROR}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcasecmp(s, names[i].name) == 0) {
             *out = names[i].lvl;

@@ -36,8 +36,8 @@ struct conn {
     struct conns *owner;
     struct bufferevent *bev;
     bool watch_pending; /* watch_close not run yet: keep c alive for it */
-    bool busy;    /* a whole request arrived; its answer is not written yet */
-    double since; /* accept, or the end of the last answer */
+    bool busy;          /* a whole request arrived; its answer is not written yet */
+    double since;       /* accept, or the end of the last answer */
     struct conn *prev, *next;
     struct conn *hnext; /* hash chain by bev */
 };

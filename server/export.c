@@ -19,7 +19,8 @@ struct export_series {
     char *node, *container, *service, *metric;
 };
 
-struct export {
+struct export
+{
     struct server *srv;
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
@@ -45,9 +46,9 @@ static void collect_series(void *arg, const struct store_series_info *si)
 {
     struct export *ex = arg;
     ex->series = xgrow(ex->series, &ex->cap, ex->nseries + 1, sizeof *ex->series);
-    ex->series[ex->nseries++] = (struct export_series){
-        si->id, xstrdup(si->node), xstrdup(si->container), xstrdup(si->service),
-        xstrdup(si->metric)};
+    ex->series[ex->nseries++] =
+        (struct export_series){si->id, xstrdup(si->node), xstrdup(si->container),
+                               xstrdup(si->service), xstrdup(si->metric)};
 }
 
 static int cmp_series(const void *a, const void *b)
@@ -106,8 +107,8 @@ static void send_page(struct evhttp_connection *evcon, void *arg)
         struct export_series *se = &ex->series[ex->cur];
         double *ts, *v;
         size_t n;
-        if (store_read_points(ex->reader, se->id, ex->next_from, ex->to, PAGE_POINTS, &ts, &v,
-                              &n) < 0) {
+        if (store_read_points(ex->reader, se->id, ex->next_from, ex->to, PAGE_POINTS, &ts, &v, &n) <
+            0) {
             log_error("export", "database read failed; ending the export early");
             evbuffer_free(buf);
             finish(ex);
@@ -142,8 +143,8 @@ static void send_page(struct evhttp_connection *evcon, void *arg)
 
 void export_csv(struct server *s, struct evhttp_request *req)
 {
-    static const char *const params[] = {"node", "metric", "container", "service", "from", "to",
-                                         NULL};
+    static const char *const params[] = {"node", "metric", "container", "service",
+                                         "from", "to",     NULL};
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
@@ -257,8 +258,8 @@ void export_decisions_csv(struct server *s, struct evhttp_request *req)
         to += now;
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "ts,service,action,current,desired,target,mode,outcome,reason,error\n");
-    if (store_each_decision(s->reader, evhttp_find_header(&q, "service"), from, to, 0,
-                            decision_row, b) < 0) {
+    if (store_each_decision(s->reader, evhttp_find_header(&q, "service"), from, to, 0, decision_row,
+                            b) < 0) {
         evbuffer_free(b);
         srv_reply_error(s, req, 500, "database read failed");
         goto out;

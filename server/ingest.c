@@ -122,8 +122,7 @@ static int syntax(struct parser *ps, const char *what)
 
 static void skip_ws(struct parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
 }
 
@@ -270,8 +269,7 @@ static int read_number(struct parser *ps, const char *field, double *out)
 {
     skip_ws(ps);
     const char *q = ps->p, *begin = q;
-    if (q < ps->end && (*q == '"' || *q == '{' || *q == '[' || *q == 't' || *q == 'f' ||
-                        *q == 'n'))
+    if (q < ps->end && (*q == '"' || *q == '{' || *q == '[' || *q == 't' || *q == 'f' || *q == 'n'))
         return 1;
     bool neg = false;
     if (q < ps->end && *q == '-') {
@@ -375,16 +373,14 @@ static const char *type_name(char c)
     }
 }
 
-static int read_label(struct parser *ps, const char *field, enum ingest_name_kind kind,
-                      size_t *off)
+static int read_label(struct parser *ps, const char *field, enum ingest_name_kind kind, size_t *off)
 {
     char c = peek(ps);
     if (c != '"')
-        return c && strchr("{[tfn-0123456789", c) ? fail_at(ps, field, "not a string (%s)",
-                                                            c == '-' || (c >= '0' && c <= '9')
-                                                                ? "a number"
-                                                                : type_name(c))
-                                                  : syntax(ps, "expected a value");
+        return c && strchr("{[tfn-0123456789", c)
+                   ? fail_at(ps, field, "not a string (%s)",
+                             c == '-' || (c >= '0' && c <= '9') ? "a number" : type_name(c))
+                   : syntax(ps, "expected a value");
     if (read_string(ps, off) < 0)
         return -1;
     const char *why = ingest_check_name(kind, ps->arena + *off);
@@ -507,8 +503,9 @@ static int parse_sample(struct parser *ps)
                 return -1;
         } else {
             copy_field(ps, k);
-            return fail_at(ps, ps->field, "unknown field (expected ts, metrics, container, "
-                                          "service)");
+            return fail_at(ps, ps->field,
+                           "unknown field (expected ts, metrics, container, "
+                           "service)");
         }
         int more = next_member(ps, '}');
         if (more < 0)
@@ -624,8 +621,13 @@ int ingest_parse_json(const char *body, size_t len, struct ingest_batch *out, ch
                       size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    struct parser ps = {.p = body, .start = body, .end = body + len, .node_idx = -1,
-                        .sample_idx = -1, .err = err, .errlen = errlen};
+    struct parser ps = {.p = body,
+                        .start = body,
+                        .end = body + len,
+                        .node_idx = -1,
+                        .sample_idx = -1,
+                        .err = err,
+                        .errlen = errlen};
     int rc = parse_top(&ps);
     if (rc == 0) {
         ps.node_idx = ps.sample_idx = -1;

@@ -20,8 +20,8 @@ struct ingest_batch {
  * ingest_check_name(). Returns 0 and fills *out, or -1 with a message naming
  * what and where ("samples[3].metrics.cpu: not a number") in err; on failure
  * *out holds nothing to free. */
-int ingest_parse_json(const char *body, size_t len, struct ingest_batch *out /* out */,
-                      char *err, size_t errlen);
+int ingest_parse_json(const char *body, size_t len, struct ingest_batch *out /* out */, char *err,
+                      size_t errlen);
 
 void ingest_batch_free(struct ingest_batch *b);
 

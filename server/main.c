@@ -17,21 +17,20 @@
 
 static void usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: scalecastd [--config FILE] [--listen HOST:PORT] [--db PATH]\n"
-            "                  [--log-level debug|info|warn|error]\n"
-            "\n"
-            "Receives metric samples from scalecast agents over HTTP, stores them in\n"
-            "SQLite, answers queries and runs the autoscaler.\n"
-            "\n"
-            "  -c, --config FILE      configuration file (INI); without it, built-in defaults\n"
-            "  -l, --listen HOST:PORT listen address (default 127.0.0.1:8080)\n"
-            "  -d, --db PATH          database file (default data/scalecast.db)\n"
-            "      --log-level LEVEL  debug, info, warn or error (default info)\n"
-            "  -h, --help             this help\n"
-            "  -V, --version          print the version\n"
-            "\n"
-            "Flags override the file. See config/scalecast.conf for every setting.\n");
+    fprintf(fp, "usage: scalecastd [--config FILE] [--listen HOST:PORT] [--db PATH]\n"
+                "                  [--log-level debug|info|warn|error]\n"
+                "\n"
+                "Receives metric samples from scalecast agents over HTTP, stores them in\n"
+                "SQLite, answers queries and runs the autoscaler.\n"
+                "\n"
+                "  -c, --config FILE      configuration file (INI); without it, built-in defaults\n"
+                "  -l, --listen HOST:PORT listen address (default 127.0.0.1:8080)\n"
+                "  -d, --db PATH          database file (default data/scalecast.db)\n"
+                "      --log-level LEVEL  debug, info, warn or error (default info)\n"
+                "  -h, --help             this help\n"
+                "  -V, --version          print the version\n"
+                "\n"
+                "Flags override the file. See config/scalecast.conf for every setting.\n");
 }
 
 /* Creates the database's directory if it is missing (one level, like the

@@ -133,7 +133,8 @@ static int64_t lookup_series(struct server *s, struct evhttp_request *req, struc
         srv_reply_error(s, req, 400, "parameters 'node' and 'metric' are required");
         return 0;
     }
-    struct store_filter f = {.node = node, .metric = metric, .container = container ? container : ""};
+    struct store_filter f = {
+        .node = node, .metric = metric, .container = container ? container : ""};
     struct find_ctx c = {0};
     store_each_series(s->st, &f, find_one, &c);
     if (c.id == 0)
@@ -149,8 +150,7 @@ static int time_range(struct server *s, struct evhttp_request *req, struct evkey
     double now = srv_now();
     *from = -default_span;
     *to = 0;
-    if (srv_param_double(s, req, q, "from", from) < 0 ||
-        srv_param_double(s, req, q, "to", to) < 0)
+    if (srv_param_double(s, req, q, "from", from) < 0 || srv_param_double(s, req, q, "to", to) < 0)
         return -1;
     if (*from <= 0)
         *from += now;
@@ -173,8 +173,7 @@ static json_t *points_json(const double *ts, const double *v, size_t n)
 
 void query_series(struct server *s, struct evhttp_request *req)
 {
-    static const char *const params[] = {"node", "metric", "container", "from", "to", "step",
-                                         NULL};
+    static const char *const params[] = {"node", "metric", "container", "from", "to", "step", NULL};
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
@@ -257,8 +256,8 @@ void query_stats(struct server *s, struct evhttp_request *req)
 
 void query_forecast(struct server *s, struct evhttp_request *req)
 {
-    static const char *const params[] = {"node",       "metric", "container", "horizon",
-                                         "window",     "confidence", "model", NULL};
+    static const char *const params[] = {"node",   "metric",     "container", "horizon",
+                                         "window", "confidence", "model",     NULL};
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
@@ -307,12 +306,12 @@ void query_forecast(struct server *s, struct evhttp_request *req)
                         "cannot forecast this series: the values are too large for a finite "
                         "forecast");
     } else {
-        json_t *body = json_pack(
-            "{ss sf sf sf sf sf sf sf sI sf sf sf sf}", "model", pred_model_name(f.model),
-            "value", f.value, "lower", f.lower, "upper", f.upper, "peak", f.peak, "peak_lower",
-            f.peak_lower, "peak_upper", f.peak_upper, "peak_at", f.peak_at, "n", (json_int_t)f.n,
-            "horizon", o.horizon, "confidence", o.confidence, "at", ts[n - 1] + o.horizon,
-            "last_ts", ts[n - 1]);
+        json_t *body =
+            json_pack("{ss sf sf sf sf sf sf sf sI sf sf sf sf}", "model", pred_model_name(f.model),
+                      "value", f.value, "lower", f.lower, "upper", f.upper, "peak", f.peak,
+                      "peak_lower", f.peak_lower, "peak_upper", f.peak_upper, "peak_at", f.peak_at,
+                      "n", (json_int_t)f.n, "horizon", o.horizon, "confidence", o.confidence, "at",
+                      ts[n - 1] + o.horizon, "last_ts", ts[n - 1]);
         json_object_set_new(body, "fit", isfinite(f.fit) ? json_real(f.fit) : json_null());
         json_object_set_new(body, "mae", isfinite(f.mae) ? json_real(f.mae) : json_null());
         json_object_set_new(body, "calibrated", json_boolean(f.calibrated));
@@ -336,9 +335,9 @@ void query_services(struct server *s, struct evhttp_request *req)
 
 static void decision_add(void *arg, const struct store_decision *d)
 {
-    json_t *o = json_pack("{sI sf ss ss si si si}", "id", (json_int_t)d->id, "ts", d->ts,
-                          "service", d->service, "action", d->action, "current", d->current,
-                          "desired", d->desired, "target", d->target);
+    json_t *o = json_pack("{sI sf ss ss si si si}", "id", (json_int_t)d->id, "ts", d->ts, "service",
+                          d->service, "action", d->action, "current", d->current, "desired",
+                          d->desired, "target", d->target);
     json_object_set_new(o, "mode", d->mode ? json_string(d->mode) : json_null());
     json_object_set_new(o, "outcome", d->outcome ? json_string(d->outcome) : json_null());
     json_object_set_new(o, "reason", d->reason ? json_string(d->reason) : json_null());
@@ -363,8 +362,8 @@ void query_decisions(struct server *s, struct evhttp_request *req)
         goto out;
     }
     json_t *arr = json_array();
-    int rc = store_each_decision(s->reader, evhttp_find_header(&q, "service"), from, to,
-                                 (int)limit, decision_add, arr);
+    int rc = store_each_decision(s->reader, evhttp_find_header(&q, "service"), from, to, (int)limit,
+                                 decision_add, arr);
     if (rc < 0) {
         json_decref(arr);
         srv_reply_error(s, req, 500, "database read failed");
@@ -419,8 +418,8 @@ static void services_metrics(struct evbuffer *b, json_t *svcs)
         {"forecast_upper", "scalecast_service_forecast_upper", "Upper forecast bound."},
     };
     for (size_t g = 0; g < sizeof gauges / sizeof gauges[0]; g++) {
-        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name,
-                            gauges[g].help, gauges[g].name);
+        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name, gauges[g].help,
+                            gauges[g].name);
         size_t i;
         json_t *svc;
         json_array_foreach(svcs, i, svc)

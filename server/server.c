@@ -67,8 +67,7 @@ void srv_reply_json(struct server *s, struct evhttp_request *req, int code, json
     evbuffer_add(buf, text, strlen(text));
     evbuffer_add(buf, "\n", 1);
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, code, NULL, buf);
     evbuffer_free(buf);
     srv_count(s, code);
@@ -149,8 +148,9 @@ static bool token_equal(const char *given, size_t glen, const char *want)
 static bool authorized(struct server *s, struct evhttp_request *req, enum auth_class cls)
 {
     const struct server_config *c = &s->cfg->server;
-    const char *want = cls == AUTH_INGEST ? c->ingest_token : cls == AUTH_READ ? c->read_token
-                                                                               : NULL;
+    const char *want = cls == AUTH_INGEST ? c->ingest_token
+                       : cls == AUTH_READ ? c->read_token
+                                          : NULL;
     if (cls == AUTH_NONE || (!want && !c->admin_token))
         return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
@@ -275,8 +275,7 @@ static const char *request_body(struct server *s, struct evhttp_request *req, si
     *len = evbuffer_get_length(in);
     const char *body = *len ? (const char *)evbuffer_pullup(in, -1) : "";
     *owned = NULL;
-    const char *enc =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+    const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
     if (!enc || strcasecmp(enc, "identity") == 0)
         return body;
     if (strcasecmp(enc, "gzip") != 0) {
@@ -420,8 +419,7 @@ static void offload_parse(struct server *s, struct evhttp_request *req, const ch
 
 static void handle_ingest(struct server *s, struct evhttp_request *req)
 {
-    const char *ctype =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
     if (ctype && strncasecmp(ctype, "application/json", 16) != 0) {
         srv_reply_error(s, req, 415, "Content-Type must be application/json, not '%.64s'", ctype);
         return;
@@ -453,8 +451,8 @@ static void handle_influx_write(struct server *s, struct evhttp_request *req)
 {
     /* db, rp, u, p (1.x) and org, bucket (2.x) are accepted and ignored:
      * scalecast has one database. */
-    static const char *const params[] = {"precision", "db", "rp", "u", "p", "org",
-                                         "bucket", "orgID", "consistency", NULL};
+    static const char *const params[] = {"precision", "db",     "rp",    "u",           "p",
+                                         "org",       "bucket", "orgID", "consistency", NULL};
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
@@ -543,8 +541,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strcmp(routes[i].path, path) != 0)
             continue;
         path_known = true;
-        if (routes[i].method == method || (routes[i].method == EVHTTP_REQ_GET &&
-                                           method == EVHTTP_REQ_HEAD)) {
+        if (routes[i].method == method ||
+            (routes[i].method == EVHTTP_REQ_GET && method == EVHTTP_REQ_HEAD)) {
             match = &routes[i];
             break;
         }
@@ -572,8 +570,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (s->stopping && match->fn != handle_healthz) {
         /* Shutting down: a kept-alive connection gets no new work. */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        srv_reply_error(s, req, 503, "scalecastd is shutting down; retry on another instance "
-                                     "or later");
+        srv_reply_error(s, req, 503,
+                        "scalecastd is shutting down; retry on another instance "
+                        "or later");
         return;
     }
     if (!authorized(s, req, match->auth)) {
@@ -701,9 +700,9 @@ static int setup_tls(struct server *s, const struct server_config *c, char *err,
 /* libevent's own warnings go through our log, one line each, like ours. */
 static void libevent_log(int severity, const char *msg)
 {
-    enum log_level lvl = severity >= EVENT_LOG_ERR ? LOG_ERROR
+    enum log_level lvl = severity >= EVENT_LOG_ERR    ? LOG_ERROR
                          : severity >= EVENT_LOG_WARN ? LOG_WARN
-                         : severity >= EVENT_LOG_MSG ? LOG_INFO
+                         : severity >= EVENT_LOG_MSG  ? LOG_INFO
                                                       : LOG_DEBUG;
     log_msg(lvl, "libevent", "%s", msg);
 }
@@ -752,8 +751,8 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_bytes);
     evhttp_set_timeout(s->http, (int)ceil(c->request_timeout));
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(s->http, on_request, s);
     if (setup_tls(s, c, err, errlen) < 0) {
         server_free(s);
@@ -761,7 +760,8 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     }
     s->conns = conns_new(s->base, s->http, s->ssl_ctx, c->request_timeout,
                          max_connections(c->max_connections));
-    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM,
                                     .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV};
     struct evutil_addrinfo *ai = NULL;
     char portstr[8];

@@ -25,22 +25,22 @@ struct server {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct event *sigterm, *sigint, *notify, *drain_timer;
-    struct store_reader *reader; /* queries on the loop thread */
-    void *ssl_ctx;               /* SSL_CTX when serving HTTPS */
-    struct conns *conns;         /* deadlines and limits per connection */
+    struct store_reader *reader;      /* queries on the loop thread */
+    void *ssl_ctx;                    /* SSL_CTX when serving HTTPS */
+    struct conns *conns;              /* deadlines and limits per connection */
     struct lineproto_state *lp_state; /* Telegraf counters, loop thread only */
 
     pthread_mutex_t done_lock; /* completions from the store's writer thread */
     struct pending *done_head;
 
-    pthread_t parser;          /* parses large ingest bodies off the loop */
+    pthread_t parser; /* parses large ingest bodies off the loop */
     bool parser_running, parse_stop;
     pthread_mutex_t parse_lock;
     pthread_cond_t parse_wake;
     struct parse_job *parse_head, *parse_tail;
 
-    unsigned inflight;   /* deferred replies not yet sent */
-    unsigned exports;    /* CSV streams in progress */
+    unsigned inflight; /* deferred replies not yet sent */
+    unsigned exports;  /* CSV streams in progress */
     bool stopping;
     double started;
 

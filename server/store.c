@@ -18,13 +18,13 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define CHUNK_MAX 256            /* points per chunk */
-#define OPS_PER_TXN 512          /* compaction writes per transaction, at most */
-#define SLICE_BUDGET 0.001       /* seconds a compaction transaction may take */
+#define CHUNK_MAX 256             /* points per chunk */
+#define OPS_PER_TXN 512           /* compaction writes per transaction, at most */
+#define SLICE_BUDGET 0.001        /* seconds a compaction transaction may take */
 #define COMPACT_MIN_SAMPLES 50000 /* compact early once this many are pending */
-#define COMPACT_INTERVAL 2.0     /* seconds between compaction rounds otherwise */
-#define RETENTION_INTERVAL 60.0  /* seconds between retention sweeps */
-#define CHECKPOINT_INTERVAL 5.0  /* seconds between WAL checkpoints, at least */
+#define COMPACT_INTERVAL 2.0      /* seconds between compaction rounds otherwise */
+#define RETENTION_INTERVAL 60.0   /* seconds between retention sweeps */
+#define CHECKPOINT_INTERVAL 5.0   /* seconds between WAL checkpoints, at least */
 
 /* One sample in the ingest log and in memory: series id, time, value. */
 struct rec {
@@ -45,8 +45,8 @@ struct series_ent {
     char *node, *container, *service, *metric;
     double last_ts, last_value;
     double last_received; /* wall clock of the last commit with a sample of it */
-    bool persisted;     /* its row is committed in `series` */
-    uint64_t mark;      /* submit generation that already listed it as new */
+    bool persisted;       /* its row is committed in `series` */
+    uint64_t mark;        /* submit generation that already listed it as new */
 };
 
 struct index {
@@ -109,8 +109,7 @@ static void index_rehash(struct index *ix)
 /* Adds an entry with a given id (ids are dense: the table's INTEGER PRIMARY
  * KEY, allocated as max + 1). */
 static struct series_ent *index_add(struct index *ix, int64_t id, const char *node,
-                                    const char *container, const char *service,
-                                    const char *metric)
+                                    const char *container, const char *service, const char *metric)
 {
     if ((ix->n + 1) * 2 > ix->nslots)
         index_rehash(ix);
@@ -210,8 +209,8 @@ struct store {
     pthread_cond_t cwake; /* compactor: round finished / sync wanted */
     pthread_cond_t idle;  /* store_sync waiters */
     struct job *head, *tail;
-    size_t inflight;      /* jobs submitted, not yet reported */
-    struct round *round;  /* handed from compactor to writer */
+    size_t inflight;     /* jobs submitted, not yet reported */
+    struct round *round; /* handed from compactor to writer */
     bool round_done;
     bool stopping;
     int sync_waiters;
@@ -289,9 +288,8 @@ static const char schema_sql[] =
 static int open_conn(const char *path, bool sync_full, sqlite3 **out, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open database: %s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -560,7 +558,6 @@ done:
     exec(db, "COMMIT");
     return r;
 }
-
 
 /* ---- The writer thread ---------------------------------------------------- */
 
@@ -866,8 +863,8 @@ static struct round *plan_retention(struct store *st, double cutoff)
     sqlite3 *db = st->cdb;
     struct round *r = xcalloc(1, sizeof *r);
     sqlite3_stmt *q = NULL;
-    sqlite3_prepare_v2(db, "SELECT t0, t1 FROM chunks WHERE series_id=? AND t0 < ? ORDER BY t0",
-                       -1, &q, NULL);
+    sqlite3_prepare_v2(db, "SELECT t0, t1 FROM chunks WHERE series_id=? AND t0 < ? ORDER BY t0", -1,
+                       &q, NULL);
     pthread_mutex_lock(&st->ix_lock);
     size_t nseries = st->ix.n;
     pthread_mutex_unlock(&st->ix_lock);
@@ -878,8 +875,8 @@ static struct round *plan_retention(struct store *st, double cutoff)
         while (sqlite3_step(q) == SQLITE_ROW) {
             if (sqlite3_column_double(q, 1) >= cutoff)
                 break;
-            round_push(r, (struct chunk_op){OP_DEL, (int64_t)id, sqlite3_column_double(q, 0), 0,
-                                            0, NULL});
+            round_push(
+                r, (struct chunk_op){OP_DEL, (int64_t)id, sqlite3_column_double(q, 0), 0, 0, NULL});
         }
         sqlite3_reset(q);
     }
@@ -904,8 +901,8 @@ static bool run_round(struct store *st, struct round *r)
     bool complete = r->next == r->nops;
     if (complete) {
         st->pending_rows -= r->nrows <= st->pending_rows ? r->nrows : st->pending_rows;
-        st->pending_samples -= r->nsamples <= st->pending_samples ? r->nsamples
-                                                                   : st->pending_samples;
+        st->pending_samples -=
+            r->nsamples <= st->pending_samples ? r->nsamples : st->pending_samples;
     }
     st->round = NULL;
     pthread_mutex_unlock(&st->lock);
@@ -997,18 +994,17 @@ static int load_index(struct store *st)
     sqlite3_stmt *q = NULL, *tail = NULL, *logq = NULL;
     sqlite3_prepare_v2(db, "SELECT id, node, container, service, metric FROM series ORDER BY id",
                        -1, &q, NULL);
-    sqlite3_prepare_v2(db, "SELECT data FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1",
-                       -1, &tail, NULL);
+    sqlite3_prepare_v2(db, "SELECT data FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1", -1,
+                       &tail, NULL);
     sqlite3_prepare_v2(db, "SELECT nsamples, data FROM ingest_log ORDER BY id", -1, &logq, NULL);
     if (!q || !tail || !logq)
         goto fail;
     while (sqlite3_step(q) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q, 0);
-        struct series_ent *e =
-            index_add(&st->ix, id, (const char *)sqlite3_column_text(q, 1),
-                      (const char *)sqlite3_column_text(q, 2),
-                      (const char *)sqlite3_column_text(q, 3),
-                      (const char *)sqlite3_column_text(q, 4));
+        struct series_ent *e = index_add(&st->ix, id, (const char *)sqlite3_column_text(q, 1),
+                                         (const char *)sqlite3_column_text(q, 2),
+                                         (const char *)sqlite3_column_text(q, 3),
+                                         (const char *)sqlite3_column_text(q, 4));
         e->persisted = true;
         sqlite3_bind_int64(tail, 1, id);
         if (sqlite3_step(tail) == SQLITE_ROW) {
@@ -1071,8 +1067,8 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
         goto fail;
     pthread_create(&st->writer, NULL, writer_main, st);
     pthread_create(&st->compactor, NULL, compactor_main, st);
-    log_info("store", "opened %s: %zu series, %llu samples awaiting compaction", o->path,
-             st->ix.n, (unsigned long long)st->pending_samples);
+    log_info("store", "opened %s: %zu series, %llu samples awaiting compaction", o->path, st->ix.n,
+             (unsigned long long)st->pending_samples);
     *out = st;
     return 0;
 fail:
@@ -1138,10 +1134,9 @@ void store_submit(struct store *st, const struct store_sample *samples, size_t n
         if (!e->persisted && e->mark != gen) {
             e->mark = gen;
             j->created = xgrow(j->created, &cap, j->ncreated + 1, sizeof *j->created);
-            j->created[j->ncreated++] = (struct newseries){e->id, xstrdup(e->node),
-                                                           xstrdup(e->container),
-                                                           xstrdup(e->service),
-                                                           xstrdup(e->metric)};
+            j->created[j->ncreated++] =
+                (struct newseries){e->id, xstrdup(e->node), xstrdup(e->container),
+                                   xstrdup(e->service), xstrdup(e->metric)};
         }
         j->recs[i] = (struct rec){(uint32_t)e->id, s->ts, s->value};
     }
@@ -1194,9 +1189,8 @@ size_t store_each_series(struct store *st, const struct store_filter *f,
         struct series_ent *e = st->ix.ents[k];
         if (!e || e->last_ts == 0 || !filter_match(f, e))
             continue;
-        struct store_series_info info = {e->id,      e->node,    e->container,   e->service,
-                                         e->metric,  e->last_ts, e->last_value,
-                                         e->last_received};
+        struct store_series_info info = {e->id,     e->node,    e->container,  e->service,
+                                         e->metric, e->last_ts, e->last_value, e->last_received};
         fn(arg, &info);
         count++;
     }
@@ -1412,8 +1406,7 @@ int store_add_decision(struct store *st, const struct store_decision *d)
 }
 
 int store_each_decision(struct store_reader *r, const char *service, double from, double to,
-                        int limit, void (*fn)(void *arg, const struct store_decision *d),
-                        void *arg)
+                        int limit, void (*fn)(void *arg, const struct store_decision *d), void *arg)
 {
     if (!r->dec &&
         sqlite3_prepare_v2(r->db,
@@ -1467,8 +1460,7 @@ int store_writable(struct store *st)
                           "zeroblob(262144))",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->ddb, "DELETE FROM meta WHERE key = 'health_probe'", NULL, NULL,
-                          NULL);
+        rc = sqlite3_exec(st->ddb, "DELETE FROM meta WHERE key = 'health_probe'", NULL, NULL, NULL);
     pthread_mutex_unlock(&st->ddb_lock);
     if (rc != SQLITE_OK)
         return -1;

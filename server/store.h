@@ -33,8 +33,7 @@ struct store_opts {
 
 /* Opens (creating if needed) the database and starts the writer thread.
  * Returns 0 and *out, or a negative value with a message in err. */
-int store_open(const struct store_opts *o, struct store **out /* out */, char *err,
-               size_t errlen);
+int store_open(const struct store_opts *o, struct store **out /* out */, char *err, size_t errlen);
 
 /* Commits everything submitted so far, stops the writer thread and closes
  * the database. Safe with NULL. */
@@ -105,10 +104,10 @@ int store_writable(struct store *st);
 struct store_stats {
     uint64_t samples_committed; /* acknowledged since start */
     uint64_t commits;
-    double commit_seconds_sum;  /* time spent in commit transactions */
+    double commit_seconds_sum; /* time spent in commit transactions */
     double commit_seconds_max;
     uint64_t commit_failures;
-    uint64_t pending_log_rows;  /* logged but not yet compacted */
+    uint64_t pending_log_rows; /* logged but not yet compacted */
     uint64_t series;
 };
 void store_get_stats(struct store *st, struct store_stats *out /* out */);
@@ -133,7 +132,7 @@ int store_count_samples(struct store_reader *r, uint64_t *out /* out */);
 /* ---- Decisions (the autoscaler's audit log) ------------------------------ */
 
 struct store_decision {
-    int64_t id;         /* assigned on insert */
+    int64_t id; /* assigned on insert */
     double ts;
     const char *service;
     const char *action;  /* "scale_up", "scale_down", "hold" */
