@@ -166,8 +166,7 @@ static int swarm_inspect(struct ctx *c, json_t **svc, const char **id, long *ver
                   sname, json_object_get(mode, "Global") ? "global" : "no replica count");
         goto fail;
     }
-    if (!engine_id_ok(sid) || json_integer_value(rep) < 0 ||
-        json_integer_value(rep) > 1000000) {
+    if (!engine_id_ok(sid) || json_integer_value(rep) < 0 || json_integer_value(rep) > 1000000) {
         rc = fail(c, -EPROTO, "the engine's answer has an odd service ID or replica count");
         goto fail;
     }
@@ -310,8 +309,7 @@ static int list_members(struct ctx *c, json_t **list, struct member **out, size_
         json_t *labels = json_object_get(ct, "Labels");
         /* The engine filtered already; check again so that a filter quirk
          * can never make us touch a container the target does not select. */
-        if (!id || !state || strlen(id) < SHORT_ID || !engine_id_ok(id) ||
-            !selected(c->t, labels))
+        if (!id || !state || strlen(id) < SHORT_ID || !engine_id_ok(id) || !selected(c->t, labels))
             continue;
         *out = xgrow(*out, &cap, *n + 1, sizeof **out);
         struct member *m = &(*out)[(*n)++];
