@@ -10,6 +10,9 @@ scripts/deps.sh --test
 if [[ -x tests/docker/engine.sh ]]; then
   tests/docker/engine.sh
 fi
+# Style: every C file as .clang-format says (clang-format is on Debian's
+# build machines; installed by deps.sh otherwise).
+clang-format --dry-run -Werror $(git ls-files '*.c' '*.h')
 BUILD_DIR=build-test scripts/build.sh -DWERROR=ON
 (cd build-test && ctest --output-on-failure --timeout 600)
 if [[ -z "${SCALECAST_SKIP_ASAN:-}" ]]; then

@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libsqlite3-dev libjansson-dev libgsl-dev
       libcurl4-openssl-dev libinih-dev libssl-dev zlib1g-dev libjs-dygraphs curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(python3 sqlite3 docker.io busybox-static iptables clang libclang-rt-14-dev prometheus
+  pkgs+=(clang-format git python3 sqlite3 docker.io busybox-static iptables clang libclang-rt-14-dev prometheus
         chromium fonts-dejavu-core jq openssl iproute2 procps util-linux)
 fi
 
