@@ -285,7 +285,14 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS decisions_service_ts ON decisions(service, ts);"
     "CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);";
 
-static int open_conn(const char *path, bool sync_full, sqlite3 **out, char *err, size_t errlen)
+/* Page cache per connection, in KiB: the writer's holds the hot tail chunks;
+ * the others read far less, and each cache only grows, so together they set
+ * the server's resident memory. */
+#define CACHE_WRITER_KIB 16000
+#define CACHE_OTHER_KIB 2000
+
+static int open_conn(const char *path, bool sync_full, int cache_kib, sqlite3 **out, char *err,
+                     size_t errlen)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
@@ -300,8 +307,8 @@ static int open_conn(const char *path, bool sync_full, sqlite3 **out, char *err,
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;"
-             "PRAGMA cache_size=-16000; PRAGMA foreign_keys=OFF;",
-             sync_full ? "FULL" : "NORMAL");
+             "PRAGMA cache_size=-%d; PRAGMA foreign_keys=OFF;",
+             sync_full ? "FULL" : "NORMAL", cache_kib);
     char *msg = NULL;
     rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -1054,7 +1061,7 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
     pthread_cond_init(&st->cwake, NULL);
     pthread_cond_init(&st->idle, NULL);
     index_rehash(&st->ix); /* allocate the first slots */
-    if (open_conn(o->path, o->sync_full, &st->wdb, err, errlen) < 0)
+    if (open_conn(o->path, o->sync_full, CACHE_WRITER_KIB, &st->wdb, err, errlen) < 0)
         goto fail;
     if (check_schema(st->wdb, o->path, err, errlen) < 0)
         goto fail;
@@ -1062,8 +1069,8 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
         snprintf(err, errlen, "%s: cannot load series: %s", o->path, sqlite3_errmsg(st->wdb));
         goto fail;
     }
-    if (open_conn(o->path, o->sync_full, &st->cdb, err, errlen) < 0 ||
-        open_conn(o->path, o->sync_full, &st->ddb, err, errlen) < 0)
+    if (open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->cdb, err, errlen) < 0 ||
+        open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->ddb, err, errlen) < 0)
         goto fail;
     pthread_create(&st->writer, NULL, writer_main, st);
     pthread_create(&st->compactor, NULL, compactor_main, st);
@@ -1222,7 +1229,7 @@ int store_reader_open(struct store *st, struct store_reader **out)
     char err[256];
     struct store_reader *r = xcalloc(1, sizeof *r);
     r->st = st;
-    if (open_conn(st->path, st->sync_full, &r->db, err, sizeof err) < 0) {
+    if (open_conn(st->path, st->sync_full, CACHE_OTHER_KIB, &r->db, err, sizeof err) < 0) {
         log_error("store", "%s", err);
         free(r);
         return -EIO;
