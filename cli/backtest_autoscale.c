@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "progress.h"
 #include "config.h"
 #include "policy.h"
 #include "simulate.h"
@@ -244,6 +245,22 @@ static void csv_row(void *arg, const struct sim_step *s, const struct decision *
     fprintf(fp, ",%d,%s\n", s->desired, decide_action_name(s->action));
 }
 
+/* Each simulated step: the CSV row (when asked for) and the progress line. */
+struct step_ctx {
+    FILE *csv;
+    struct progress *bar;
+    size_t done;
+};
+
+static void on_step(void *arg, const struct sim_step *s, const struct decision *d)
+{
+    struct step_ctx *c = arg;
+    if (c->csv)
+        csv_row(c->csv, s, d);
+    if ((++c->done & 1023) == 0)
+        progress_update(c->bar, c->done, NULL);
+}
+
 static double pct_change(double with, double without)
 {
     return without > 0 ? 100 * (with - without) / without : (with > 0 ? INFINITY : 0);
@@ -320,8 +337,17 @@ int cmd_backtest_autoscale(int argc, char **argv)
     struct sim_result on, off;
     struct policy nofc = p;
     nofc.forecast = false;
-    if (sim_run(&p, t.ts, demand, t.n, &a.sim, csv ? csv_row : NULL, csv, &on) < 0 ||
-        sim_run(&nofc, t.ts, demand, t.n, &a.sim, NULL, NULL, &off) < 0) {
+    /* Two replays (as configured, forecasts off): one progress line. */
+    struct step_ctx sc = {csv, progress_new("backtest", PROGRESS_COUNT, 2 * (uint64_t)t.n, NULL),
+                          0};
+    struct step_ctx sc_off = sc;
+    int sim_rc = sim_run(&p, t.ts, demand, t.n, &a.sim, on_step, &sc, &on);
+    sc_off.csv = NULL;
+    sc_off.done = sc.done;
+    if (sim_rc == 0)
+        sim_rc = sim_run(&nofc, t.ts, demand, t.n, &a.sim, on_step, &sc_off, &off);
+    progress_finish(sc.bar);
+    if (sim_rc < 0) {
         fprintf(stderr, "%s: %s: the trace cannot be simulated (bad times or values)\n", prog,
                 a.trace);
         goto out;

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "config.h"
 #include "predictor.h"
+#include "progress.h"
 #include "trace.h"
 
 static void usage(FILE *fp)
@@ -226,6 +227,12 @@ static void print_table(const struct args *a, const struct trace *t, const struc
     printf("\n");
 }
 
+static void on_progress(void *arg, size_t done, size_t total)
+{
+    (void)total;
+    progress_update(arg, done, NULL);
+}
+
 int cmd_backtest_forecast(int argc, char **argv)
 {
     struct args a = {0};
@@ -242,7 +249,12 @@ int cmd_backtest_forecast(int argc, char **argv)
         fprintf(stderr, "scalecast backtest forecast: %s\n", err);
         return 1;
     }
+    /* A progress line on stderr while it replays (only on a terminal). */
+    struct progress *bar = progress_new("backtest", PROGRESS_COUNT, t.n, NULL);
+    a.bt.progress = on_progress;
+    a.bt.progress_arg = bar;
     rc = bt_run(t.ts, t.v, t.n, &a.bt, &r);
+    progress_finish(bar);
     if (rc == -ENODATA) {
         fprintf(stderr,
                 "scalecast backtest forecast: %s: too short: no target has %.0f s of history "

@@ -384,7 +384,11 @@ int bt_run(const double *ts, const double *v, size_t n, const struct bt_opts *o,
         while (!(ts[lo] > ts[i] - o->window))
             lo++;
         one_target(&r, lo, i, j, out, &cap);
+        if (o->progress && (j & 255) == 0)
+            o->progress(o->progress_arg, j, n);
     }
+    if (o->progress)
+        o->progress(o->progress_arg, n, n);
     summarize(&r, out);
     free(r.hw.s);
     free(r.sd2);

@@ -50,6 +50,10 @@ struct bt_opts {
     double peer_window;         /* linreg peer's fit window, seconds (default 3600) */
     enum pred_model rows_model; /* whose per-step rows to keep (default auto) */
     int keep_rows;              /* 1: fill bt_result.rows */
+    /* Called now and then with the targets done so far and the total (a
+     * progress bar's hook; NULL: none). */
+    void (*progress)(void *arg, size_t done, size_t total);
+    void *progress_arg;
 };
 
 /* Fills *o with the defaults above (and pred_opts_default). */
