@@ -211,6 +211,7 @@ static void forecast(struct service *v, double now, struct decide_forecast *f)
 /* What one evaluation produced, for the log, the status and the record. */
 struct outcome {
     const char *outcome; /* "applied", "failed", "dry-run", "advisory", "none" */
+    int after;           /* replicas known after acting; -1: unchanged/unknown */
     char error[DOCKER_ERR_MAX];
     char plan[512]; /* dry-run: what would be done */
 };
@@ -221,6 +222,7 @@ static void act(struct service *v, const struct decision *d, double now, struct 
     const struct policy *p = &v->p;
     struct actuate_result res = {0};
     o->outcome = "none";
+    o->after = -1;
     if (d->action == DECIDE_HOLD)
         return;
     if (p->mode == POLICY_ADVISORY) {
@@ -237,6 +239,7 @@ static void act(struct service *v, const struct decision *d, double now, struct 
             struct decision part = *d;
             part.target = res.after;
             decide_applied(v->state, &part, now);
+            o->after = res.after;
         }
         return;
     }
@@ -247,6 +250,7 @@ static void act(struct service *v, const struct decision *d, double now, struct 
         return;
     }
     o->outcome = "applied";
+    o->after = d->target;
     decide_applied(v->state, d, now);
 }
 
@@ -311,7 +315,8 @@ static void update_status(struct service *v, const struct decide_agg *agg, const
 {
     pthread_mutex_lock(&v->lock);
     struct status *s = &v->st;
-    s->current = d->current;
+    /* After an action, what the engine has now, not what it had before. */
+    s->current = o->after >= 0 ? o->after : d->current;
     s->desired = d->target; /* what was decided, carried out or not */
     if (agg->ok) {
         s->have_value = true;
@@ -345,7 +350,7 @@ static void fail_tick(struct service *v, double now, int current, bool counted, 
                          .value = NAN};
     d.rule_target = d.rule_threshold = d.rule_forecast = -1;
     snprintf(d.reason, sizeof d.reason, "%s; holding", what);
-    struct outcome o = {.outcome = "failed"};
+    struct outcome o = {.outcome = "failed", .after = -1};
     snprintf(o.error, sizeof o.error, "%s", error);
     struct decide_agg none = {0};
     log_warn("scaler", "[service %s] %s: %s", v->p.name, what, error);
@@ -399,7 +404,7 @@ static void evaluate(struct service *v)
     struct decision d;
     if (decide_evaluate(p, &in, v->state, &d) < 0)
         return; /* cannot happen with a finite clock and a count >= 0 */
-    struct outcome o = {0};
+    struct outcome o = {.after = -1};
     act(v, &d, now, &o);
     /* Logged at info when it is news: an action taken or tried, or a
      * recommendation recorded anew; repeats go to debug. */
