@@ -141,6 +141,23 @@ static void send_page(struct evhttp_connection *evcon, void *arg)
     evbuffer_free(buf);
 }
 
+/* from/to of an export: from defaults to the beginning, to to now; a
+ * negative from (or a to <= 0) is relative to now. Returns 0, or -1 after
+ * having answered 400. */
+static int export_range(struct server *s, struct evhttp_request *req, struct evkeyvalq *q,
+                        double *from, double *to)
+{
+    *from = *to = 0;
+    if (srv_param_double(s, req, q, "from", from) < 0 || srv_param_double(s, req, q, "to", to) < 0)
+        return -1;
+    double now = srv_now();
+    if (*from < 0)
+        *from += now;
+    if (*to <= 0)
+        *to += now;
+    return 0;
+}
+
 void export_csv(struct server *s, struct evhttp_request *req)
 {
     static const char *const params[] = {"node", "metric", "container", "service",
@@ -148,15 +165,9 @@ void export_csv(struct server *s, struct evhttp_request *req)
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
-    double from = 0, to = 0;
-    if (srv_param_double(s, req, &q, "from", &from) < 0 ||
-        srv_param_double(s, req, &q, "to", &to) < 0)
+    double from, to;
+    if (export_range(s, req, &q, &from, &to) < 0)
         goto out;
-    double now = srv_now();
-    if (from < 0)
-        from += now;
-    if (to <= 0)
-        to += now;
     if (from > to) {
         srv_reply_error(s, req, 400, "'from' is after 'to'");
         goto out;
@@ -247,15 +258,9 @@ void export_decisions_csv(struct server *s, struct evhttp_request *req)
     struct evkeyvalq q;
     if (srv_query(s, req, params, &q) < 0)
         return;
-    double from = 0, to = 0;
-    if (srv_param_double(s, req, &q, "from", &from) < 0 ||
-        srv_param_double(s, req, &q, "to", &to) < 0)
+    double from, to;
+    if (export_range(s, req, &q, &from, &to) < 0)
         goto out;
-    double now = srv_now();
-    if (from < 0)
-        from += now;
-    if (to <= 0)
-        to += now;
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "ts,service,action,current,desired,target,mode,outcome,reason,error\n");
     if (store_each_decision(s->reader, evhttp_find_header(&q, "service"), from, to, 0, decision_row,
