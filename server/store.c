@@ -1,5 +1,5 @@
-/* Time-series storage in SQLite: ingest log, group commit, compaction into
- * per-series chunks, retention, reads. */
+/* Time-series storage: the ingest journal, group commit, compaction into
+ * per-series SQLite chunks, retention, reads. */
 #include "store.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,18 +16,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "xalloc.h"
 
 #define CHUNK_MAX 256             /* points per chunk */
-#define OPS_PER_TXN 512           /* compaction writes per transaction, at most */
-#define SLICE_BUDGET 0.001        /* seconds a compaction transaction may take */
+#define OPS_PER_TXN 2048          /* compaction writes per transaction, at most */
+#define SLICE_BUDGET 0.02         /* seconds a compaction transaction may take */
 #define COMPACT_MIN_SAMPLES 50000 /* compact early once this many are pending */
 #define COMPACT_INTERVAL 2.0      /* seconds between compaction rounds otherwise */
+#define ROUND_MAX_SAMPLES 1000000 /* a round's input, at most (~50 MB while planned) */
+#define MEM_MAX_SAMPLES 4000000   /* journaled, not compacted: the writer waits beyond */
 #define RETENTION_INTERVAL 60.0   /* seconds between retention sweeps */
-#define CHECKPOINT_INTERVAL 5.0   /* seconds between WAL checkpoints, at least */
+#define CHECKPOINT_INTERVAL 1.0   /* seconds between WAL checkpoints, at least */
 
-/* One sample in the ingest log and in memory: series id, time, value. */
+/* One sample in the journal and in memory: series id, time, value. */
 struct rec {
     uint32_t sid;
     double ts;
@@ -154,13 +158,14 @@ static void index_free(struct index *ix)
     free(ix->slots);
 }
 
-/* ---- Writer jobs and compaction rounds ---------------------------------- */
+/* ---- Jobs, journal blocks and compaction rounds ---------------------------- */
 
 struct newseries {
     int64_t id;
     char *node, *container, *service, *metric;
 };
 
+/* A batch waiting for the next group commit. */
 struct job {
     struct rec *recs;
     size_t n;
@@ -169,6 +174,19 @@ struct job {
     store_done_fn done;
     void *arg;
     struct job *next;
+};
+
+/* One journal record in memory (the "memtable"): the samples of one group
+ * commit and the series it defined, kept until the compactor has them in
+ * SQLite. Immutable once listed; readers hold references while they scan. */
+struct block {
+    uint64_t seq;
+    struct rec *recs;
+    size_t n;
+    struct newseries *created;
+    size_t ncreated;
+    atomic_int refs;
+    struct block *next;
 };
 
 enum op_kind { OP_PUT, OP_DEL };
@@ -184,9 +202,9 @@ struct chunk_op {
 struct round {
     struct chunk_op *ops;
     size_t nops, cap;
-    size_t next;        /* first op not yet applied */
-    int64_t max_log_id; /* log rows <= this are compacted by this round */
-    uint64_t nrows;     /* log rows and samples it folds in */
+    size_t next;           /* first op not yet applied */
+    struct block **blocks; /* the journal blocks it folds in (referenced) */
+    size_t nblocks;
     uint64_t nsamples;
 };
 
@@ -195,27 +213,30 @@ struct store {
     bool sync_full;
     double retention;
 
-    sqlite3 *wdb; /* writer thread's connection */
-    sqlite3 *cdb; /* compactor thread's connection (reads + checkpoints) */
-    sqlite3 *ddb; /* decisions connection (autoscaler thread) */
+    struct journal *jr; /* written by the writer thread only */
+    sqlite3 *cdb;       /* compactor thread's connection: all sample writes */
+    sqlite3 *ddb;       /* decisions connection (autoscaler thread) */
     pthread_mutex_t ddb_lock;
 
     pthread_mutex_t ix_lock;
     struct index ix;
     uint64_t mark_gen;
 
+    pthread_mutex_t mem_lock; /* guards the block list */
+    struct block *mhead, *mtail;
+
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake;  /* writer: work arrived */
-    pthread_cond_t cwake; /* compactor: round finished / sync wanted */
+    pthread_cond_t cwake; /* compactor: commit done / sync wanted */
     pthread_cond_t idle;  /* store_sync waiters */
+    pthread_cond_t room;  /* writer: the compactor freed memory */
     struct job *head, *tail;
-    size_t inflight;     /* jobs submitted, not yet reported */
-    struct round *round; /* handed from compactor to writer */
-    bool round_done;
+    size_t inflight; /* jobs submitted, not yet reported */
+    bool rotate_wanted;
     bool stopping;
     int sync_waiters;
     bool last_commit_failed;
-    uint64_t pending_rows;
+    uint64_t pending_rows; /* journal records not yet compacted */
     uint64_t pending_samples;
     struct store_stats stats;
 
@@ -236,6 +257,70 @@ static double now_real(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static void free_created(struct newseries *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].node);
+        free(c[i].container);
+        free(c[i].service);
+        free(c[i].metric);
+    }
+    free(c);
+}
+
+static void block_unref(struct block *b)
+{
+    if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    free_created(b->created, b->ncreated);
+    free(b->recs);
+    free(b);
+}
+
+/* Lists a block as the newest (it holds the list's reference). */
+static void mem_append(struct store *st, struct block *b)
+{
+    pthread_mutex_lock(&st->mem_lock);
+    if (st->mtail)
+        st->mtail->next = b;
+    else
+        st->mhead = b;
+    st->mtail = b;
+    pthread_mutex_unlock(&st->mem_lock);
+}
+
+/* References to the oldest listed blocks, up to max_samples of them (at
+ * least one block if any). Release each with block_unref(). */
+static struct block **mem_take(struct store *st, size_t max_samples, size_t *nout)
+{
+    struct block **v = NULL;
+    size_t n = 0, cap = 0, samples = 0;
+    pthread_mutex_lock(&st->mem_lock);
+    for (struct block *b = st->mhead; b && samples < max_samples; b = b->next) {
+        atomic_fetch_add(&b->refs, 1);
+        v = xgrow(v, &cap, n + 1, sizeof *v);
+        v[n++] = b;
+        samples += b->n;
+    }
+    pthread_mutex_unlock(&st->mem_lock);
+    *nout = n;
+    return v;
+}
+
+/* Unlists the n oldest blocks (compacted now). */
+static void mem_drop(struct store *st, size_t n)
+{
+    pthread_mutex_lock(&st->mem_lock);
+    for (size_t i = 0; i < n && st->mhead; i++) {
+        struct block *b = st->mhead;
+        st->mhead = b->next;
+        if (!st->mhead)
+            st->mtail = NULL;
+        block_unref(b);
+    }
+    pthread_mutex_unlock(&st->mem_lock);
+}
+
 static int exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -247,7 +332,6 @@ static int exec(sqlite3 *db, const char *sql)
     }
     return 0;
 }
-
 static int sqlite_to_errno(int rc)
 {
     switch (rc & 0xff) {
@@ -265,15 +349,14 @@ static int sqlite_to_errno(int rc)
     }
 }
 
+/* Version 1 kept the ingest log in an SQLite table (ingest_log); version 2
+ * keeps it in the journal, and opening a version 1 database moves the rows
+ * over (see migrate_log). */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS series("
     "  id INTEGER PRIMARY KEY, node TEXT NOT NULL, container TEXT NOT NULL,"
     "  service TEXT NOT NULL, metric TEXT NOT NULL, UNIQUE(node, container, metric));"
-    /* One row per group commit: packed (u32 series, f64 ts, f64 value). */
-    "CREATE TABLE IF NOT EXISTS ingest_log("
-    "  id INTEGER PRIMARY KEY, received REAL NOT NULL, nsamples INTEGER NOT NULL,"
-    "  data BLOB NOT NULL);"
     /* Up to CHUNK_MAX points of one series, sorted, packed (f64 ts, f64 value). */
     "CREATE TABLE IF NOT EXISTS chunks("
     "  series_id INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,"
@@ -285,10 +368,10 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS decisions_service_ts ON decisions(service, ts);"
     "CREATE INDEX IF NOT EXISTS decisions_ts ON decisions(ts);";
 
-/* Page cache per connection, in KiB: the writer's holds the hot tail chunks;
- * the others read far less, and each cache only grows, so together they set
- * the server's resident memory. */
-#define CACHE_WRITER_KIB 16000
+/* Page cache per connection, in KiB: the compactor's holds the hot tail
+ * chunks; the others read far less, and each cache only grows, so together
+ * they set the server's resident memory. */
+#define CACHE_COMPACTOR_KIB 16000
 #define CACHE_OTHER_KIB 2000
 
 static int open_conn(const char *path, bool sync_full, int cache_kib, sqlite3 **out, char *err,
@@ -304,10 +387,13 @@ static int open_conn(const char *path, bool sync_full, int cache_kib, sqlite3 **
         return -1;
     }
     sqlite3_busy_timeout(db, 10000);
-    char pragmas[256];
+    /* journal_size_limit: a WAL that grew during a burst is cut back when
+     * it restarts, so the disk it holds stays bounded. */
+    char pragmas[320];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;"
-             "PRAGMA cache_size=-%d; PRAGMA foreign_keys=OFF;",
+             "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-%d; "
+             "PRAGMA foreign_keys=OFF;",
              sync_full ? "FULL" : "NORMAL", cache_kib);
     char *msg = NULL;
     rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
@@ -321,7 +407,18 @@ static int open_conn(const char *path, bool sync_full, int cache_kib, sqlite3 **
     return 0;
 }
 
-static int check_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
+static int set_schema_version(sqlite3 *db)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', %d)",
+             STORE_SCHEMA_VERSION);
+    return exec(db, sql);
+}
+
+/* Creates the schema and checks the recorded version. *version gets the
+ * version found (0: a new database). */
+static int check_schema(sqlite3 *db, const char *path, int *version, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -331,26 +428,20 @@ static int check_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
     }
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st, NULL);
-    int version = 0;
+    *version = 0;
     if (sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
+        *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version > STORE_SCHEMA_VERSION) {
+    if (*version > STORE_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "%s: database schema version %d is newer than this scalecast supports (%d); "
                  "use a newer scalecastd or another --db",
-                 path, version, STORE_SCHEMA_VERSION);
+                 path, *version, STORE_SCHEMA_VERSION);
         return -1;
     }
-    if (version == 0) {
-        char sql[128];
-        snprintf(sql, sizeof sql,
-                 "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', %d)",
-                 STORE_SCHEMA_VERSION);
-        if (exec(db, sql) < 0) {
-            snprintf(err, errlen, "%s: cannot record schema version", path);
-            return -1;
-        }
+    if (*version == 0 && set_schema_version(db) < 0) {
+        snprintf(err, errlen, "%s: cannot record schema version", path);
+        return -1;
     }
     return 0;
 }
@@ -406,6 +497,9 @@ static void round_free(struct round *r)
     for (size_t i = 0; i < r->nops; i++)
         free(r->ops[i].pts);
     free(r->ops);
+    for (size_t b = 0; b < r->nblocks; b++)
+        block_unref(r->blocks[b]);
+    free(r->blocks);
     free(r);
 }
 
@@ -482,52 +576,86 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
     return 0;
 }
 
-/* Reads every log row up to the newest, and plans the chunk writes that fold
- * them in. Runs on the compactor's connection inside one read transaction, so
- * it never holds the write lock. Returns NULL when there is nothing to do. */
+/* Sorts one series' new points by ts, stably (they arrive in journal
+ * order, almost always ascending already), and keeps the last of equal
+ * timestamps: a re-sent sample's newer value wins. Returns the count kept. */
+static size_t sort_unique(struct point *p, size_t n)
+{
+    size_t k = 1;
+    while (k < n && p[k - 1].ts <= p[k].ts)
+        k++;
+    if (k < n) {
+        /* Out of order: sort by (ts, arrival) — qsort is not stable, so
+         * the arrival position breaks ties. */
+        struct tagged_rec *t = xmalloc(n * sizeof *t);
+        for (size_t i = 0; i < n; i++)
+            t[i] = (struct tagged_rec){{0, p[i].ts, p[i].value}, i};
+        qsort(t, n, sizeof *t, cmp_tagged);
+        for (size_t i = 0; i < n; i++)
+            p[i] = (struct point){t[i].r.ts, t[i].r.value};
+        free(t);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && p[m - 1].ts == p[i].ts)
+            m--;
+        p[m++] = p[i];
+    }
+    return m;
+}
+
+/* Plans the chunk writes that fold the oldest journal blocks (up to
+ * ROUND_MAX_SAMPLES samples) into SQLite, reading the existing chunks on the
+ * compactor's connection inside one read transaction. Returns NULL when
+ * there is nothing to do (*empty) or on a read error. */
 static struct round *plan_round(struct store *st, bool *empty /* out */)
 {
-    *empty = false;
     sqlite3 *db = st->cdb;
-    if (exec(db, "BEGIN") < 0)
+    size_t nb = 0;
+    struct block **blocks = mem_take(st, ROUND_MAX_SAMPLES, &nb);
+    *empty = nb == 0;
+    if (nb == 0)
         return NULL;
-    sqlite3_stmt *logq = NULL, *tail = NULL, *overlap = NULL;
-    struct rec *recs = NULL;
-    size_t nrecs = 0, cap = 0;
-    int64_t max_id = 0;
-    struct round *r = NULL;
-    sqlite3_prepare_v2(db, "SELECT id, data FROM ingest_log ORDER BY id LIMIT 2000", -1, &logq,
-                       NULL);
-    uint64_t nrows = 0;
-    while (sqlite3_step(logq) == SQLITE_ROW) {
-        max_id = sqlite3_column_int64(logq, 0);
-        nrows++;
-        size_t m = (size_t)sqlite3_column_bytes(logq, 1) / sizeof(struct rec);
-        recs = xgrow(recs, &cap, nrecs + m, sizeof *recs);
-        memcpy(recs + nrecs, sqlite3_column_blob(logq, 1), m * sizeof *recs);
-        nrecs += m;
-        if (nrecs >= 1000000)
-            break; /* bounds a round's memory (~50 MB); the rest is next */
-    }
-    if (max_id == 0) {
-        *empty = sqlite3_errcode(db) == SQLITE_DONE || sqlite3_errcode(db) == SQLITE_OK;
-        goto done;
-    }
-    /* Later log entries must win over earlier ones with the same (sid, ts);
-     * qsort is not stable, so the original position breaks ties. */
-    struct tagged_rec *tagged = xmalloc((nrecs ? nrecs : 1) * sizeof *tagged);
-    for (size_t i = 0; i < nrecs; i++) {
-        tagged[i].r = recs[i];
-        tagged[i].seq = i;
-    }
-    free(recs);
-    recs = NULL;
-    qsort(tagged, nrecs, sizeof *tagged, cmp_tagged);
+    /* Records from now on go to a new segment, so the ones folded in here
+     * end up in finished segments that can be deleted once compacted. */
+    pthread_mutex_lock(&st->lock);
+    st->rotate_wanted = true;
+    pthread_mutex_unlock(&st->lock);
 
-    r = xcalloc(1, sizeof *r);
-    r->max_log_id = max_id;
-    r->nrows = nrows;
+    struct round *r = xcalloc(1, sizeof *r);
+    r->blocks = blocks;
+    r->nblocks = nb;
+    size_t nrecs = 0;
+    for (size_t b = 0; b < nb; b++)
+        nrecs += blocks[b]->n;
     r->nsamples = nrecs;
+    /* Group the samples by series with a counting sort (linear, and
+     * stable: within a series they stay in journal order, so a later
+     * sample with the same ts wins below). */
+    uint32_t maxsid = 0;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t i = 0; i < blocks[b]->n; i++)
+            if (blocks[b]->recs[i].sid > maxsid)
+                maxsid = blocks[b]->recs[i].sid;
+    size_t *start = xcalloc((size_t)maxsid + 2, sizeof *start);
+    for (size_t b = 0; b < nb; b++)
+        for (size_t i = 0; i < blocks[b]->n; i++)
+            start[blocks[b]->recs[i].sid + 1]++;
+    for (size_t s = 1; s <= (size_t)maxsid + 1; s++)
+        start[s] += start[s - 1];
+    struct point *grouped = xmalloc((nrecs ? nrecs : 1) * sizeof *grouped);
+    size_t *fill = xmalloc(((size_t)maxsid + 1) * sizeof *fill);
+    memcpy(fill, start, ((size_t)maxsid + 1) * sizeof *fill);
+    for (size_t b = 0; b < nb; b++)
+        for (size_t i = 0; i < blocks[b]->n; i++) {
+            const struct rec *rc = &blocks[b]->recs[i];
+            grouped[fill[rc->sid]++] = (struct point){rc->ts, rc->value};
+        }
+    free(fill);
+
+    sqlite3_stmt *tail = NULL, *overlap = NULL;
+    if (exec(db, "BEGIN") < 0)
+        goto fail;
     sqlite3_prepare_v2(db,
                        "SELECT t0, t1, n, data FROM chunks WHERE series_id=? "
                        "ORDER BY t0 DESC LIMIT 1",
@@ -536,43 +664,38 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
                        "SELECT t0, t1, data FROM chunks WHERE series_id=? AND t1 >= ? "
                        "ORDER BY t0",
                        -1, &overlap, NULL);
-    struct point *pts = xmalloc((nrecs ? nrecs : 1) * sizeof *pts);
-    size_t i = 0;
-    while (i < nrecs) {
-        uint32_t sid = tagged[i].r.sid;
-        size_t np = 0;
-        for (; i < nrecs && tagged[i].r.sid == sid; i++) {
-            /* Equal timestamps are adjacent and ordered by seq: keep the last. */
-            if (np > 0 && pts[np - 1].ts == tagged[i].r.ts)
-                np--;
-            pts[np++] = (struct point){tagged[i].r.ts, tagged[i].r.value};
-        }
-        if (plan_series(db, tail, overlap, r, sid, pts, np) < 0) {
+    bool ok = tail && overlap;
+    for (uint32_t sid = 1; ok && sid <= maxsid; sid++) {
+        struct point *pts = grouped + start[sid];
+        size_t np = sort_unique(pts, start[sid + 1] - start[sid]);
+        if (np && plan_series(db, tail, overlap, r, sid, pts, np) < 0) {
             log_error("store", "compaction: cannot read chunks of series %u: %s", sid,
                       sqlite3_errmsg(db));
-            round_free(r);
-            r = NULL;
-            break;
+            ok = false;
         }
     }
-    free(pts);
-    free(tagged);
-done:
-    sqlite3_finalize(logq);
     sqlite3_finalize(tail);
     sqlite3_finalize(overlap);
-    free(recs);
     exec(db, "COMMIT");
+    if (!ok)
+        goto fail;
+    free(grouped);
+    free(start);
     return r;
+fail:
+    free(grouped);
+    free(start);
+    round_free(r);
+    return NULL;
 }
 
-/* ---- The writer thread ---------------------------------------------------- */
+/* ---- Applying rounds (compactor thread) ----------------------------------- */
 
-struct wstmts {
-    sqlite3_stmt *series, *log, *put, *del, *dellog;
+struct cstmts {
+    sqlite3_stmt *series, *put, *del;
 };
 
-static int prepare_writer(sqlite3 *db, struct wstmts *w)
+static int prepare_compactor(sqlite3 *db, struct cstmts *w)
 {
     int rc = 0;
     rc |= sqlite3_prepare_v3(db,
@@ -580,26 +703,20 @@ static int prepare_writer(sqlite3 *db, struct wstmts *w)
                              "VALUES(?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                              "service = excluded.service",
                              -1, SQLITE_PREPARE_PERSISTENT, &w->series, NULL);
-    rc |= sqlite3_prepare_v3(db, "INSERT INTO ingest_log(received, nsamples, data) VALUES(?,?,?)",
-                             -1, SQLITE_PREPARE_PERSISTENT, &w->log, NULL);
     rc |= sqlite3_prepare_v3(db,
                              "INSERT OR REPLACE INTO chunks(series_id, t0, t1, n, data) "
                              "VALUES(?,?,?,?,?)",
                              -1, SQLITE_PREPARE_PERSISTENT, &w->put, NULL);
     rc |= sqlite3_prepare_v3(db, "DELETE FROM chunks WHERE series_id=? AND t0=?", -1,
                              SQLITE_PREPARE_PERSISTENT, &w->del, NULL);
-    rc |= sqlite3_prepare_v3(db, "DELETE FROM ingest_log WHERE id <= ?", -1,
-                             SQLITE_PREPARE_PERSISTENT, &w->dellog, NULL);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-static void finalize_writer(struct wstmts *w)
+static void finalize_compactor(struct cstmts *w)
 {
     sqlite3_finalize(w->series);
-    sqlite3_finalize(w->log);
     sqlite3_finalize(w->put);
     sqlite3_finalize(w->del);
-    sqlite3_finalize(w->dellog);
 }
 
 static int step_done(sqlite3_stmt *s)
@@ -610,30 +727,14 @@ static int step_done(sqlite3_stmt *s)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void free_job(struct job *j)
+/* Writes the series rows defined by a round's blocks, oldest first (a later
+ * definition updates the service label). */
+static int write_series(struct cstmts *w, const struct round *r)
 {
-    for (size_t i = 0; i < j->ncreated; i++) {
-        free(j->created[i].node);
-        free(j->created[i].container);
-        free(j->created[i].service);
-        free(j->created[i].metric);
-    }
-    free(j->created);
-    free(j->recs);
-    free(j);
-}
-
-/* Writes a group of jobs as one transaction: their new series and one log
- * row holding all their samples. Returns SQLITE_OK or the failing code. */
-static int write_group(struct store *st, struct wstmts *w, struct job *jobs, size_t total)
-{
-    sqlite3 *db = st->wdb;
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    for (struct job *j = jobs; j && rc == SQLITE_OK; j = j->next) {
-        for (size_t i = 0; i < j->ncreated && rc == SQLITE_OK; i++) {
-            struct newseries *ns = &j->created[i];
+    int rc = SQLITE_OK;
+    for (size_t b = 0; b < r->nblocks && rc == SQLITE_OK; b++) {
+        for (size_t i = 0; i < r->blocks[b]->ncreated && rc == SQLITE_OK; i++) {
+            const struct newseries *ns = &r->blocks[b]->created[i];
             sqlite3_bind_int64(w->series, 1, ns->id);
             sqlite3_bind_text(w->series, 2, ns->node, -1, SQLITE_STATIC);
             sqlite3_bind_text(w->series, 3, ns->container, -1, SQLITE_STATIC);
@@ -642,126 +743,28 @@ static int write_group(struct store *st, struct wstmts *w, struct job *jobs, siz
             rc = step_done(w->series);
         }
     }
-    if (rc == SQLITE_OK && total > 0) {
-        struct rec *all = xmalloc(total * sizeof *all);
-        size_t off = 0;
-        for (struct job *j = jobs; j; j = j->next) {
-            memcpy(all + off, j->recs, j->n * sizeof *all);
-            off += j->n;
-        }
-        sqlite3_bind_double(w->log, 1, now_real());
-        sqlite3_bind_int64(w->log, 2, (sqlite3_int64)total);
-        sqlite3_bind_blob(w->log, 3, all, (int)(total * sizeof *all), SQLITE_STATIC);
-        rc = step_done(w->log);
-        free(all);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
 
-/* Commits the queued jobs and reports each one's outcome. */
-static void commit_jobs(struct store *st, struct wstmts *w, struct job *jobs)
+/* Applies the next slice of a round in one transaction, so a decision
+ * written meanwhile waits at most one slice. Returns 1 when the round is
+ * complete, 0 when more remains, -1 on failure (retried later). */
+static int apply_slice(struct store *st, struct cstmts *w, struct round *r)
 {
-    size_t total = 0, njobs = 0;
-    for (struct job *j = jobs; j; j = j->next) {
-        total += j->n;
-        njobs++;
-    }
-    double t0 = now_mono();
-    int rc = write_group(st, w, jobs, total);
-    double dt = now_mono() - t0;
-    char err[256] = "";
-    int status = 0;
-    if (rc != SQLITE_OK) {
-        status = sqlite_to_errno(rc);
-        snprintf(err, sizeof err, "database write failed: %s%s", sqlite3_errstr(rc),
-                 status == -ENOSPC ? " (disk full)" : "");
-        /* A full disk fails every commit: say so once, then every 10 s. */
-        static double last_log;
-        static uint64_t quiet;
-        double now = now_mono();
-        if (now - last_log >= 10) {
-            log_error("store", "group commit of %zu batches (%zu samples) failed: %s%s", njobs,
-                      total, err, quiet ? " (and earlier failures not logged)" : "");
-            last_log = now;
-            quiet = 0;
-        } else {
-            quiet++;
-        }
-    } else {
-        /* Publish: the series rows exist and the samples are the newest known. */
-        double received = now_real();
-        pthread_mutex_lock(&st->ix_lock);
-        for (struct job *j = jobs; j; j = j->next) {
-            for (size_t i = 0; i < j->ncreated; i++) {
-                struct series_ent *e = index_get(&st->ix, j->created[i].id);
-                if (e)
-                    e->persisted = true;
-            }
-            for (size_t i = 0; i < j->n; i++) {
-                struct series_ent *e = index_get(&st->ix, j->recs[i].sid);
-                if (!e)
-                    continue;
-                e->last_received = received;
-                if (j->recs[i].ts >= e->last_ts) {
-                    e->last_ts = j->recs[i].ts;
-                    e->last_value = j->recs[i].value;
-                }
-            }
-        }
-        pthread_mutex_unlock(&st->ix_lock);
-    }
-    pthread_mutex_lock(&st->lock);
-    if (status == 0) {
-        st->stats.samples_committed += total;
-        st->stats.commits++;
-        st->stats.commit_seconds_sum += dt;
-        if (dt > st->stats.commit_seconds_max)
-            st->stats.commit_seconds_max = dt;
-        if (total > 0) {
-            st->pending_rows++;
-            st->pending_samples += total;
-        }
-        st->last_commit_failed = false;
-    } else {
-        st->stats.commit_failures++;
-        st->last_commit_failed = true;
-    }
-    pthread_mutex_unlock(&st->lock);
-    while (jobs) {
-        struct job *next = jobs->next;
-        jobs->done(jobs->arg, status, status ? err : NULL);
-        free_job(jobs);
-        jobs = next;
-    }
-    pthread_mutex_lock(&st->lock);
-    st->inflight -= njobs;
-    pthread_cond_broadcast(&st->idle);
-    pthread_cond_broadcast(&st->cwake); /* a sync waiter may want a round now */
-    pthread_mutex_unlock(&st->lock);
-}
-
-/* Applies the next slice of a compaction round in one short transaction, so
- * ingest commits queued meanwhile wait at most one slice. Returns 1 when the
- * round is complete, 0 when more remains, -1 on failure (retried later). */
-static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
-{
-    sqlite3 *db = st->wdb;
-    /* Compaction needs no fsync of its own: until its last slice deletes the
-     * log rows, the log still holds every sample; a slice covers whole series
-     * (see below), so one lost or never applied leaves those series as they
-     * were, and planning again from the log redoes it. The next ingest commit
-     * (synchronous=FULL) syncs the whole WAL, these frames included. */
-    if (st->sync_full)
-        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    sqlite3 *db = st->cdb;
+    bool first = r->next == 0;
+    /* Slices need no fsync of their own: until the journal segments are
+     * released, the journal still holds every sample, and the last slice
+     * (synchronous=FULL) syncs the whole WAL, earlier slices included. A
+     * slice covers whole series (see below), so one lost leaves those series
+     * as they were, and compacting the journal again redoes it. */
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    /* Ingest commits queued meanwhile wait for this transaction: stop after
-     * SLICE_BUDGET, but never inside one series' ops — a late sample
-     * rewrites a series by deleting chunks and writing merged ones, and only
-     * both together keep the points that were in the deleted chunks. */
+    if (rc == SQLITE_OK && first)
+        rc = write_series(w, r);
+    /* Stop after SLICE_BUDGET, but never inside one series' ops — a late
+     * sample rewrites a series by deleting chunks and writing merged ones,
+     * and only both together keep the points that were in the deleted
+     * chunks. */
     double t0 = now_mono();
     size_t end = r->next;
     while (end < r->nops && rc == SQLITE_OK) {
@@ -784,16 +787,14 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
             break;
     }
     bool last = end == r->nops;
-    if (rc == SQLITE_OK && last) {
-        sqlite3_bind_int64(w->dellog, 1, r->max_log_id);
-        rc = step_done(w->dellog);
-    }
+    if (st->sync_full && last)
+        sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    if (st->sync_full)
-        sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (st->sync_full && last)
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         log_warn("store", "compaction write failed (will retry): %s", sqlite3_errstr(rc));
         return -1;
@@ -807,62 +808,211 @@ static int apply_slice(struct store *st, struct wstmts *w, struct round *r)
     return last ? 1 : 0;
 }
 
+/* ---- The writer thread ---------------------------------------------------- */
+
+static void free_job(struct job *j)
+{
+    free_created(j->created, j->ncreated);
+    free(j->recs);
+    free(j);
+}
+
+/* Journal record payload: u32 count of series defined, each as u32 id and
+ * four u16-length-prefixed strings (node, container, service, metric); then
+ * u32 count of samples and the packed samples (struct rec). */
+struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+static void wbuf_put(struct wbuf *b, const void *p, size_t n)
+{
+    b->p = xgrow(b->p, &b->cap, b->n + n, 1);
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void wbuf_str(struct wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    uint16_t len = (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+    wbuf_put(b, &len, sizeof len);
+    wbuf_put(b, s, len);
+}
+
+/* Gathers the jobs' samples and series definitions into one block (moving
+ * the definitions out of the jobs). */
+static struct block *gather(struct job *jobs, size_t total)
+{
+    struct block *b = xcalloc(1, sizeof *b);
+    b->recs = xmalloc((total ? total : 1) * sizeof *b->recs);
+    size_t cap = 0;
+    for (struct job *j = jobs; j; j = j->next) {
+        memcpy(b->recs + b->n, j->recs, j->n * sizeof *b->recs);
+        b->n += j->n;
+        if (j->ncreated) {
+            b->created = xgrow(b->created, &cap, b->ncreated + j->ncreated, sizeof *b->created);
+            memcpy(b->created + b->ncreated, j->created, j->ncreated * sizeof *b->created);
+            b->ncreated += j->ncreated;
+            free(j->created);
+            j->created = NULL;
+            j->ncreated = 0;
+        }
+    }
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+/* Appends a block to the journal (durably). Returns 0 or -errno. */
+static int journal_block(struct journal *jr, struct block *b)
+{
+    struct wbuf head = {0};
+    uint32_t n32 = (uint32_t)b->ncreated;
+    wbuf_put(&head, &n32, sizeof n32);
+    for (size_t i = 0; i < b->ncreated; i++) {
+        uint32_t id = (uint32_t)b->created[i].id;
+        wbuf_put(&head, &id, sizeof id);
+        wbuf_str(&head, b->created[i].node);
+        wbuf_str(&head, b->created[i].container);
+        wbuf_str(&head, b->created[i].service);
+        wbuf_str(&head, b->created[i].metric);
+    }
+    n32 = (uint32_t)b->n;
+    wbuf_put(&head, &n32, sizeof n32);
+    struct iovec iov[2] = {{head.p, head.n}, {b->recs, b->n * sizeof *b->recs}};
+    int rc = journal_append(jr, iov, 2, &b->seq);
+    free(head.p);
+    return rc;
+}
+
+/* Publishes a committed block: its series are durable, its samples the
+ * newest known. */
+static void publish(struct store *st, const struct block *b)
+{
+    double received = now_real();
+    pthread_mutex_lock(&st->ix_lock);
+    for (size_t i = 0; i < b->ncreated; i++) {
+        struct series_ent *e = index_get(&st->ix, b->created[i].id);
+        if (e && strcmp(e->service, b->created[i].service) == 0)
+            e->persisted = true;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct series_ent *e = index_get(&st->ix, b->recs[i].sid);
+        if (!e)
+            continue;
+        e->last_received = received;
+        if (b->recs[i].ts >= e->last_ts) {
+            e->last_ts = b->recs[i].ts;
+            e->last_value = b->recs[i].value;
+        }
+    }
+    pthread_mutex_unlock(&st->ix_lock);
+}
+
+/* Commits the queued jobs as one journal record and reports each one's
+ * outcome. */
+static void commit_jobs(struct store *st, struct job *jobs)
+{
+    size_t total = 0, njobs = 0;
+    for (struct job *j = jobs; j; j = j->next) {
+        total += j->n;
+        njobs++;
+    }
+    pthread_mutex_lock(&st->lock);
+    bool rotate = st->rotate_wanted;
+    st->rotate_wanted = false;
+    pthread_mutex_unlock(&st->lock);
+    if (rotate) {
+        int r = journal_rotate(st->jr);
+        if (r < 0)
+            log_warn("store", "journal: cannot start a new segment (the current one goes on): %s",
+                     strerror(-r));
+    }
+    struct block *b = gather(jobs, total);
+    double t0 = now_mono();
+    int rc = total || b->ncreated ? journal_block(st->jr, b) : 0;
+    double dt = now_mono() - t0;
+    char err[256] = "";
+    if (rc < 0) {
+        snprintf(err, sizeof err, "journal write failed: %s%s", strerror(-rc),
+                 rc == -ENOSPC ? " (disk full)" : "");
+        /* A full disk fails every commit: say so once, then every 10 s. */
+        static double last_log;
+        static uint64_t quiet;
+        double now = now_mono();
+        if (now - last_log >= 10) {
+            log_error("store", "group commit of %zu batches (%zu samples) failed: %s%s", njobs,
+                      total, err, quiet ? " (and earlier failures not logged)" : "");
+            last_log = now;
+            quiet = 0;
+        } else {
+            quiet++;
+        }
+        block_unref(b);
+    } else if (total || b->ncreated) {
+        publish(st, b);
+        mem_append(st, b);
+    } else {
+        block_unref(b);
+    }
+    pthread_mutex_lock(&st->lock);
+    if (rc == 0) {
+        st->stats.samples_committed += total;
+        st->stats.commits++;
+        st->stats.commit_seconds_sum += dt;
+        if (dt > st->stats.commit_seconds_max)
+            st->stats.commit_seconds_max = dt;
+        if (total) {
+            st->pending_rows++;
+            st->pending_samples += total;
+        }
+        st->last_commit_failed = false;
+    } else {
+        st->stats.commit_failures++;
+        st->last_commit_failed = true;
+    }
+    pthread_mutex_unlock(&st->lock);
+    while (jobs) {
+        struct job *next = jobs->next;
+        jobs->done(jobs->arg, rc, rc ? err : NULL);
+        free_job(jobs);
+        jobs = next;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->inflight -= njobs;
+    pthread_cond_broadcast(&st->idle);
+    if (st->sync_waiters > 0 || st->pending_samples >= COMPACT_MIN_SAMPLES)
+        pthread_cond_broadcast(&st->cwake);
+    pthread_mutex_unlock(&st->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
-    struct wstmts w;
-    if (prepare_writer(st->wdb, &w) < 0) {
-        log_error("store", "cannot prepare statements: %s", sqlite3_errmsg(st->wdb));
-        abort();
-    }
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        while (!st->head && !(st->round && !st->round_done) && !st->stopping)
-            pthread_cond_wait(&st->wake, &st->lock);
+        /* Memory is bounded: past MEM_MAX_SAMPLES journaled but not yet
+         * compacted, acknowledgements wait for the compactor. */
+        while (!st->stopping && (!st->head || st->pending_samples >= MEM_MAX_SAMPLES)) {
+            if (st->head)
+                pthread_cond_wait(&st->room, &st->lock);
+            else
+                pthread_cond_wait(&st->wake, &st->lock);
+        }
         if (st->head) {
             struct job *jobs = st->head;
             st->head = st->tail = NULL;
             pthread_mutex_unlock(&st->lock);
-            commit_jobs(st, &w, jobs);
+            commit_jobs(st, jobs);
             pthread_mutex_lock(&st->lock);
-            continue; /* ingest first; compaction slices fill the gaps */
-        }
-        if (st->round && !st->round_done && st->stopping) {
-            /* Leave the rest of the round: the log is durable and the next
-             * start compacts it again (compaction is idempotent). */
-            st->round_done = true;
-            pthread_cond_broadcast(&st->cwake);
-            break;
-        }
-        if (st->round && !st->round_done) {
-            struct round *r = st->round;
-            pthread_mutex_unlock(&st->lock);
-            int done = apply_slice(st, &w, r);
-            pthread_mutex_lock(&st->lock);
-            if (done < 0) {
-                /* Give up this round; the compactor plans it again later. */
-                st->round_done = true;
-                pthread_cond_broadcast(&st->cwake);
-                pthread_mutex_unlock(&st->lock);
-                struct timespec ts = {0, 200 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-                pthread_mutex_lock(&st->lock);
-            } else if (done > 0) {
-                st->round_done = true;
-                pthread_cond_broadcast(&st->cwake);
-            }
             continue;
         }
         if (st->stopping)
             break;
     }
     pthread_mutex_unlock(&st->lock);
-    finalize_writer(&w);
     return NULL;
 }
-
-/* ---- The compactor thread ------------------------------------------------ */
-
 /* Plans deletion of chunks wholly older than the retention cutoff, a bounded
  * number per sweep so each sweep stays short. */
 static struct round *plan_retention(struct store *st, double cutoff)
@@ -898,24 +1048,37 @@ static struct round *plan_retention(struct store *st, double cutoff)
 
 /* Hands a round to the writer and waits until it is applied. Called with
  * st->lock held. Returns true if it completed. */
-static bool run_round(struct store *st, struct round *r)
+
+/* Applies a round slice by slice; for a compaction round, then unlists its
+ * blocks and deletes the journal segments it made redundant. Returns true
+ * if it completed. */
+static bool run_round(struct store *st, struct cstmts *w, struct round *r)
 {
-    st->round = r;
-    st->round_done = false;
-    pthread_cond_broadcast(&st->wake);
-    while (!st->round_done)
-        pthread_cond_wait(&st->cwake, &st->lock);
-    bool complete = r->next == r->nops;
-    if (complete) {
-        st->pending_rows -= r->nrows <= st->pending_rows ? r->nrows : st->pending_rows;
+    int done = 0;
+    while (done == 0) {
+        pthread_mutex_lock(&st->lock);
+        bool stopping = st->stopping;
+        pthread_mutex_unlock(&st->lock);
+        /* Stopping: leave the rest; the journal is durable and the next
+         * start compacts it again (compaction is idempotent). */
+        if (stopping)
+            return false;
+        done = apply_slice(st, w, r);
+    }
+    if (done < 0)
+        return false;
+    if (r->nblocks) {
+        uint64_t upto = r->blocks[r->nblocks - 1]->seq;
+        mem_drop(st, r->nblocks);
+        journal_release(st->jr, upto);
+        pthread_mutex_lock(&st->lock);
+        st->pending_rows -= r->nblocks <= st->pending_rows ? r->nblocks : st->pending_rows;
         st->pending_samples -=
             r->nsamples <= st->pending_samples ? r->nsamples : st->pending_samples;
+        pthread_cond_broadcast(&st->room);
+        pthread_mutex_unlock(&st->lock);
     }
-    st->round = NULL;
-    pthread_mutex_unlock(&st->lock);
-    round_free(r);
-    pthread_mutex_lock(&st->lock);
-    return complete;
+    return true;
 }
 
 static void *compactor_main(void *arg)
@@ -925,6 +1088,11 @@ static void *compactor_main(void *arg)
      * loop and the writer) have the CPU first. Linux applies nice values
      * per thread. */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    struct cstmts w;
+    if (prepare_compactor(st->cdb, &w) < 0) {
+        log_error("store", "cannot prepare statements: %s", sqlite3_errmsg(st->cdb));
+        abort();
+    }
     double last_round = now_mono(), last_retention = 0, last_checkpoint = 0;
     pthread_mutex_lock(&st->lock);
     while (!st->stopping) {
@@ -950,63 +1118,80 @@ static void *compactor_main(void *arg)
         bool empty = false;
         struct round *r =
             due ? plan_round(st, &empty) : plan_retention(st, now_real() - st->retention);
-        pthread_mutex_lock(&st->lock);
-        if (due && !r) {
-            if (empty) {
-                st->pending_rows = 0;
-                st->pending_samples = 0;
-            } else {
-                /* A read error: back off rather than spin. */
-                pthread_mutex_unlock(&st->lock);
-                struct timespec pause = {1, 0};
+        bool complete = false;
+        if (due && empty) {
+            pthread_mutex_lock(&st->lock);
+            st->pending_rows = 0;
+            st->pending_samples = 0;
+            pthread_mutex_unlock(&st->lock);
+        } else if (due && !r) {
+            /* A read error: back off rather than spin. */
+            struct timespec pause = {1, 0};
+            nanosleep(&pause, NULL);
+        }
+        if (r) {
+            complete = run_round(st, &w, r);
+            if (!complete) {
+                /* A write error: the round is planned again later. */
+                struct timespec pause = {0, 200 * 1000 * 1000};
                 nanosleep(&pause, NULL);
-                pthread_mutex_lock(&st->lock);
             }
         }
-        if (due)
-            last_round = now_mono();
-        else
-            last_retention = now_mono();
-        if (r && !st->stopping) {
-            size_t nops = r->nops;
-            bool complete = run_round(st, r);
-            if (!due && complete)
-                log_info("store", "retention: deleted %zu chunks older than %.0f s", nops,
-                         st->retention);
-        } else {
-            round_free(r);
-        }
-        pthread_cond_broadcast(&st->idle);
-        pthread_mutex_unlock(&st->lock);
-        /* Keep the WAL from growing: copy it back without blocking anyone,
-         * but not after every round: each checkpoint's fsync of the database
-         * file competes with the commits' fsyncs of the WAL. */
+        if (!due && complete)
+            log_info("store", "retention: deleted %zu chunks older than %.0f s", r->nops,
+                     st->retention);
+        round_free(r);
+        /* Keep the WAL small: copy it back into the database. Only this
+         * thread writes samples to SQLite, so between rounds nothing is
+         * appended and the checkpoint can finish; the next write then starts
+         * the WAL over. */
         if (now_mono() - last_checkpoint >= CHECKPOINT_INTERVAL) {
             sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
             last_checkpoint = now_mono();
         }
         pthread_mutex_lock(&st->lock);
+        if (due)
+            last_round = now_mono();
+        else
+            last_retention = now_mono();
+        pthread_cond_broadcast(&st->idle);
     }
     pthread_mutex_unlock(&st->lock);
+    finalize_compactor(&w);
     return NULL;
 }
 
 /* ---- Open, submit, close -------------------------------------------------- */
 
-/* Loads the series table into the index and recovers each series' latest
- * point from its tail chunk and the uncompacted log. */
+/* The compactor's busy handler: another process holding the database's
+ * write lock delays compaction (never acknowledgements, which only need the
+ * journal). Waits up to 10 s per attempt, but gives up at once when the
+ * store is closing, so that a stop is never held up by a lock. */
+static int compactor_busy(void *arg, int tries)
+{
+    struct store *st = arg;
+    pthread_mutex_lock(&st->lock);
+    bool stopping = st->stopping;
+    pthread_mutex_unlock(&st->lock);
+    if (stopping || tries >= 1000)
+        return 0;
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+/* Loads the series table into the index and each series' latest point from
+ * its tail chunk. */
 static int load_index(struct store *st)
 {
-    sqlite3 *db = st->wdb;
-    sqlite3_stmt *q = NULL, *tail = NULL, *logq = NULL;
+    sqlite3 *db = st->cdb;
+    sqlite3_stmt *q = NULL, *tail = NULL;
     sqlite3_prepare_v2(db, "SELECT id, node, container, service, metric FROM series ORDER BY id",
                        -1, &q, NULL);
     sqlite3_prepare_v2(db, "SELECT data FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1", -1,
                        &tail, NULL);
-    sqlite3_prepare_v2(db, "SELECT nsamples, data FROM ingest_log ORDER BY id", -1, &logq, NULL);
-    if (!q || !tail || !logq)
-        goto fail;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc = q && tail ? 0 : -1;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q, 0);
         struct series_ent *e = index_add(&st->ix, id, (const char *)sqlite3_column_text(q, 1),
                                          (const char *)sqlite3_column_text(q, 2),
@@ -1024,28 +1209,154 @@ static int load_index(struct store *st)
         }
         sqlite3_reset(tail);
     }
-    while (sqlite3_step(logq) == SQLITE_ROW) {
-        st->pending_rows++;
-        st->pending_samples += (uint64_t)sqlite3_column_int64(logq, 0);
-        size_t m = (size_t)sqlite3_column_bytes(logq, 1) / sizeof(struct rec);
-        const struct rec *recs = sqlite3_column_blob(logq, 1);
-        for (size_t i = 0; i < m; i++) {
-            struct series_ent *e = index_get(&st->ix, recs[i].sid);
-            if (e && recs[i].ts >= e->last_ts) {
-                e->last_ts = recs[i].ts;
-                e->last_value = recs[i].value;
-            }
+    sqlite3_finalize(q);
+    sqlite3_finalize(tail);
+    return rc;
+}
+
+/* Lists a replayed or migrated block and folds it into the index. */
+static void adopt_block(struct store *st, struct block *b)
+{
+    for (size_t i = 0; i < b->ncreated; i++) {
+        const struct newseries *ns = &b->created[i];
+        struct series_ent *e = index_get(&st->ix, ns->id);
+        if (!e) {
+            e = index_add(&st->ix, ns->id, ns->node, ns->container, ns->service, ns->metric);
+        } else if (strcmp(e->service, ns->service) != 0) {
+            free(e->service);
+            e->service = xstrdup(ns->service);
+        }
+        e->persisted = true;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct series_ent *e = index_get(&st->ix, b->recs[i].sid);
+        if (e && b->recs[i].ts >= e->last_ts) {
+            e->last_ts = b->recs[i].ts;
+            e->last_value = b->recs[i].value;
         }
     }
-    sqlite3_finalize(q);
-    sqlite3_finalize(tail);
-    sqlite3_finalize(logq);
+    st->pending_rows++;
+    st->pending_samples += b->n;
+    mem_append(st, b);
+}
+
+static int take_str(const uint8_t **p, const uint8_t *end, char **out)
+{
+    uint16_t len;
+    if ((size_t)(end - *p) < sizeof len)
+        return -1;
+    memcpy(&len, *p, sizeof len);
+    *p += sizeof len;
+    if ((size_t)(end - *p) < len)
+        return -1;
+    *out = xmalloc((size_t)len + 1);
+    memcpy(*out, *p, len);
+    (*out)[len] = '\0';
+    *p += len;
     return 0;
+}
+
+/* Decodes a journal record (see journal_block) into a block. */
+static struct block *decode_block(uint64_t seq, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    struct block *b = xcalloc(1, sizeof *b);
+    atomic_init(&b->refs, 1);
+    b->seq = seq;
+    uint32_t n;
+    if (len < sizeof n)
+        goto fail;
+    memcpy(&n, p, sizeof n);
+    p += sizeof n;
+    if (n > len / 12)
+        goto fail;
+    b->created = xcalloc(n ? n : 1, sizeof *b->created);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id;
+        if ((size_t)(end - p) < sizeof id)
+            goto fail;
+        memcpy(&id, p, sizeof id);
+        p += sizeof id;
+        struct newseries *ns = &b->created[b->ncreated++];
+        ns->id = id;
+        if (id == 0 || take_str(&p, end, &ns->node) < 0 || take_str(&p, end, &ns->container) < 0 ||
+            take_str(&p, end, &ns->service) < 0 || take_str(&p, end, &ns->metric) < 0)
+            goto fail;
+    }
+    if ((size_t)(end - p) < sizeof n)
+        goto fail;
+    memcpy(&n, p, sizeof n);
+    p += sizeof n;
+    if ((size_t)(end - p) != (size_t)n * sizeof(struct rec))
+        goto fail;
+    b->recs = xmalloc((n ? n : 1) * sizeof *b->recs);
+    memcpy(b->recs, p, (size_t)n * sizeof *b->recs);
+    b->n = n;
+    return b;
 fail:
+    block_unref(b);
+    return NULL;
+}
+
+static int replay_record(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    struct store *st = arg;
+    struct block *b = decode_block(seq, data, len);
+    if (!b) {
+        log_error("store", "journal record %llu does not decode", (unsigned long long)seq);
+        return -EBADMSG;
+    }
+    adopt_block(st, b);
+    return 0;
+}
+
+/* A version 1 database kept uncompacted samples in the ingest_log table:
+ * move them into the journal, then drop the table. A crash in between only
+ * journals some samples twice, which compaction folds into one. */
+static int migrate_log(struct store *st, char *err, size_t errlen)
+{
+    sqlite3 *db = st->cdb;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT data FROM ingest_log ORDER BY id", -1, &q, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot read the version 1 ingest log: %s", st->path,
+                 sqlite3_errmsg(db));
+        return -1;
+    }
+    int rc = 0;
+    uint64_t rows = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        size_t m = (size_t)sqlite3_column_bytes(q, 0) / sizeof(struct rec);
+        struct block *b = xcalloc(1, sizeof *b);
+        atomic_init(&b->refs, 1);
+        b->recs = xmalloc((m ? m : 1) * sizeof *b->recs);
+        memcpy(b->recs, sqlite3_column_blob(q, 0), m * sizeof *b->recs);
+        b->n = m;
+        rc = journal_block(st->jr, b);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: cannot move the ingest log into the journal: %s", st->path,
+                     strerror(-rc));
+            block_unref(b);
+            break;
+        }
+        adopt_block(st, b);
+        rows++;
+    }
     sqlite3_finalize(q);
-    sqlite3_finalize(tail);
-    sqlite3_finalize(logq);
-    return -1;
+    if (rc < 0)
+        return -1;
+    if (exec(db, "BEGIN") < 0 || exec(db, "DROP TABLE ingest_log") < 0 ||
+        set_schema_version(db) < 0 || exec(db, "COMMIT") < 0) {
+        exec(db, "ROLLBACK");
+        snprintf(err, errlen, "%s: cannot upgrade the schema to version %d", st->path,
+                 STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    log_info("store",
+             "%s: upgraded to schema version %d (%llu ingest-log rows moved to the "
+             "journal)",
+             st->path, STORE_SCHEMA_VERSION, (unsigned long long)rows);
+    return 0;
 }
 
 int store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
@@ -1057,20 +1368,35 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->ix_lock, NULL);
     pthread_mutex_init(&st->ddb_lock, NULL);
+    pthread_mutex_init(&st->mem_lock, NULL);
     pthread_cond_init(&st->wake, NULL);
     pthread_cond_init(&st->cwake, NULL);
     pthread_cond_init(&st->idle, NULL);
+    pthread_cond_init(&st->room, NULL);
     index_rehash(&st->ix); /* allocate the first slots */
-    if (open_conn(o->path, o->sync_full, CACHE_WRITER_KIB, &st->wdb, err, errlen) < 0)
+    int version;
+    if (open_conn(o->path, o->sync_full, CACHE_COMPACTOR_KIB, &st->cdb, err, errlen) < 0)
         goto fail;
-    if (check_schema(st->wdb, o->path, err, errlen) < 0)
+    if (check_schema(st->cdb, o->path, &version, err, errlen) < 0)
         goto fail;
+    /* Compaction commits need no fsync but the last of a round's. */
+    if (o->sync_full)
+        exec(st->cdb, "PRAGMA synchronous=NORMAL");
+    sqlite3_busy_handler(st->cdb, compactor_busy, st);
     if (load_index(st) < 0) {
-        snprintf(err, errlen, "%s: cannot load series: %s", o->path, sqlite3_errmsg(st->wdb));
+        snprintf(err, errlen, "%s: cannot load series: %s", o->path, sqlite3_errmsg(st->cdb));
         goto fail;
     }
-    if (open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->cdb, err, errlen) < 0 ||
-        open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->ddb, err, errlen) < 0)
+    size_t n = strlen(o->path) + 8;
+    char *jdir = xmalloc(n);
+    snprintf(jdir, n, "%s.ingest", o->path);
+    int rc = journal_open(jdir, replay_record, st, &st->jr, err, errlen);
+    free(jdir);
+    if (rc < 0)
+        goto fail;
+    if (version == 1 && migrate_log(st, err, errlen) < 0)
+        goto fail;
+    if (open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->ddb, err, errlen) < 0)
         goto fail;
     pthread_create(&st->writer, NULL, writer_main, st);
     pthread_create(&st->compactor, NULL, compactor_main, st);
@@ -1079,7 +1405,8 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
     *out = st;
     return 0;
 fail:
-    sqlite3_close(st->wdb);
+    mem_drop(st, SIZE_MAX);
+    journal_close(st->jr);
     sqlite3_close(st->cdb);
     sqlite3_close(st->ddb);
     index_free(&st->ix);
@@ -1096,25 +1423,28 @@ void store_close(struct store *st)
     st->stopping = true;
     pthread_cond_broadcast(&st->wake);
     pthread_cond_broadcast(&st->cwake);
+    pthread_cond_broadcast(&st->room);
     pthread_mutex_unlock(&st->lock);
     /* The writer drains every queued job before it exits. */
     pthread_join(st->writer, NULL);
     pthread_join(st->compactor, NULL);
-    sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close(st->cdb);
     sqlite3_close(st->ddb);
-    sqlite3_close(st->wdb);
+    journal_close(st->jr);
+    mem_drop(st, SIZE_MAX);
     index_free(&st->ix);
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->ix_lock);
     pthread_mutex_destroy(&st->ddb_lock);
+    pthread_mutex_destroy(&st->mem_lock);
     pthread_cond_destroy(&st->wake);
     pthread_cond_destroy(&st->cwake);
     pthread_cond_destroy(&st->idle);
+    pthread_cond_destroy(&st->room);
     free(st->path);
     free(st);
 }
-
 void store_submit(struct store *st, const struct store_sample *samples, size_t n,
                   store_done_fn done, void *arg)
 {
@@ -1221,7 +1551,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 struct store_reader {
     struct store *st;
     sqlite3 *db;
-    sqlite3_stmt *chunks, *log, *count, *dec;
+    sqlite3_stmt *chunks, *count, *dec;
 };
 
 int store_reader_open(struct store *st, struct store_reader **out)
@@ -1239,11 +1569,7 @@ int store_reader_open(struct store *st, struct store_reader **out)
                              "SELECT data FROM chunks WHERE series_id=? AND t1 >= ? AND t0 <= ? "
                              "ORDER BY t0",
                              -1, &r->chunks, NULL);
-    rc |= sqlite3_prepare_v2(r->db, "SELECT data FROM ingest_log ORDER BY id", -1, &r->log, NULL);
-    rc |= sqlite3_prepare_v2(r->db,
-                             "SELECT (SELECT coalesce(sum(n), 0) FROM chunks) + "
-                             "(SELECT coalesce(sum(nsamples), 0) FROM ingest_log)",
-                             -1, &r->count, NULL);
+    rc |= sqlite3_prepare_v2(r->db, "SELECT coalesce(sum(n), 0) FROM chunks", -1, &r->count, NULL);
     if (rc != SQLITE_OK) {
         log_error("store", "reader: %s", sqlite3_errmsg(r->db));
         store_reader_close(r);
@@ -1258,7 +1584,6 @@ void store_reader_close(struct store_reader *r)
     if (!r)
         return;
     sqlite3_finalize(r->chunks);
-    sqlite3_finalize(r->log);
     sqlite3_finalize(r->count);
     sqlite3_finalize(r->dec);
     sqlite3_close(r->db);
@@ -1273,18 +1598,18 @@ static int cmp_point_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Points of series sid in [from, to] still in the log, sorted, unique (the
- * latest logged value wins). */
-static int log_points(struct store_reader *r, int64_t sid, double from, double to,
-                      struct point **out, size_t *nout)
+/* Points of series sid in [from, to] still in journal blocks, sorted,
+ * unique (the latest journaled value wins). */
+static void mem_points(struct store *st, int64_t sid, double from, double to, struct point **out,
+                       size_t *nout)
 {
+    size_t nb;
+    struct block **blocks = mem_take(st, SIZE_MAX, &nb);
     struct tagged_rec *t = NULL;
     size_t n = 0, cap = 0, seq = 0;
-    int rc;
-    while ((rc = sqlite3_step(r->log)) == SQLITE_ROW) {
-        size_t m = (size_t)sqlite3_column_bytes(r->log, 0) / sizeof(struct rec);
-        const struct rec *recs = sqlite3_column_blob(r->log, 0);
-        for (size_t i = 0; i < m; i++, seq++) {
+    for (size_t b = 0; b < nb; b++) {
+        const struct rec *recs = blocks[b]->recs;
+        for (size_t i = 0; i < blocks[b]->n; i++, seq++) {
             if (recs[i].sid != (uint32_t)sid || recs[i].ts < from || recs[i].ts > to)
                 continue;
             t = xgrow(t, &cap, n + 1, sizeof *t);
@@ -1292,12 +1617,9 @@ static int log_points(struct store_reader *r, int64_t sid, double from, double t
             t[n].seq = seq;
             n++;
         }
+        block_unref(blocks[b]);
     }
-    sqlite3_reset(r->log);
-    if (rc != SQLITE_DONE) {
-        free(t);
-        return -EIO;
-    }
+    free(blocks);
     if (n)
         qsort(t, n, sizeof *t, cmp_point_seq);
     struct point *p = xmalloc((n ? n : 1) * sizeof *p);
@@ -1310,7 +1632,6 @@ static int log_points(struct store_reader *r, int64_t sid, double from, double t
     free(t);
     *out = p;
     *nout = k;
-    return 0;
 }
 
 int store_read_points(struct store_reader *r, int64_t series_id, double from, double to,
@@ -1319,8 +1640,14 @@ int store_read_points(struct store_reader *r, int64_t series_id, double from, do
     struct point *cp = NULL, *lp = NULL;
     size_t nc = 0, ccap = 0, nl = 0;
     int ret = -EIO;
-    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+    /* The journal blocks first, the chunks after: the compactor writes a
+     * block's samples to chunks before it unlists the block, so whatever
+     * moved in between is seen in the chunks. */
+    mem_points(r->st, series_id, from, to, &lp, &nl);
+    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        free(lp);
         return -EIO;
+    }
     sqlite3_bind_int64(r->chunks, 1, series_id);
     sqlite3_bind_double(r->chunks, 2, from);
     sqlite3_bind_double(r->chunks, 3, to);
@@ -1338,8 +1665,6 @@ int store_read_points(struct store_reader *r, int64_t series_id, double from, do
     }
     sqlite3_reset(r->chunks);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        goto out;
-    if (log_points(r, series_id, from, to, &lp, &nl) < 0)
         goto out;
     size_t nm;
     struct point *m = merge_points(cp, nc, lp, nl, &nm);
@@ -1363,9 +1688,17 @@ out:
 
 int store_count_samples(struct store_reader *r, uint64_t *out)
 {
+    size_t nb;
+    struct block **blocks = mem_take(r->st, SIZE_MAX, &nb);
+    uint64_t mem = 0;
+    for (size_t b = 0; b < nb; b++) {
+        mem += blocks[b]->n;
+        block_unref(blocks[b]);
+    }
+    free(blocks);
     int rc = sqlite3_step(r->count);
     if (rc == SQLITE_ROW)
-        *out = (uint64_t)sqlite3_column_int64(r->count, 0);
+        *out = (uint64_t)sqlite3_column_int64(r->count, 0) + mem;
     sqlite3_reset(r->count);
     return rc == SQLITE_ROW ? 0 : -EIO;
 }
@@ -1459,8 +1792,10 @@ int store_writable(struct store *st)
     pthread_mutex_unlock(&st->lock);
     if (!failed)
         return 0;
-    /* Probe with a real write of the size of a typical batch (and its
-     * fsync) on the decisions connection; shrink it again afterwards. */
+    /* Probe with real writes of the size of a large batch, and their
+     * fsyncs: one beside the journal, one in the database (shrunk again). */
+    if (journal_probe(st->jr, 262144) < 0)
+        return -1;
     pthread_mutex_lock(&st->ddb_lock);
     int rc = sqlite3_exec(st->ddb,
                           "INSERT OR REPLACE INTO meta(key, value) VALUES('health_probe', "

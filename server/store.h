@@ -23,7 +23,7 @@ struct store_reader;
 
 /* Bumped when the schema changes; a database written by a newer scalecast
  * is refused with a clear error rather than misread. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store_opts {
     const char *path;
