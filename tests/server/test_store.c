@@ -30,12 +30,15 @@ static const char *new_db(void)
 
 static void remove_db(const char *path)
 {
-    char p[160];
+    char p[200];
     unlink(path);
     snprintf(p, sizeof p, "%s-wal", path);
     unlink(p);
     snprintf(p, sizeof p, "%s-shm", path);
     unlink(p);
+    snprintf(p, sizeof p, "rm -rf '%s.ingest'", path);
+    if (system(p) != 0)
+        fprintf(stderr, "note: could not remove %s.ingest\n", path);
 }
 
 static double now_real(void)
@@ -594,6 +597,67 @@ static void test_schema_version(void)
     remove_db(path);
 }
 
+/* A version 1 database kept uncompacted samples in an ingest_log table
+ * (packed u32 series, f64 ts, f64 value): opening it moves them into the
+ * journal, drops the table and records version 2. */
+static void test_upgrade_from_v1(void)
+{
+    const char *path = new_db();
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "PRAGMA journal_mode=WAL;"
+                       "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+                       "INSERT INTO meta VALUES('schema_version', 1);"
+                       "CREATE TABLE series(id INTEGER PRIMARY KEY, node TEXT NOT NULL, "
+                       "container TEXT NOT NULL, service TEXT NOT NULL, metric TEXT NOT NULL, "
+                       "UNIQUE(node, container, metric));"
+                       "INSERT INTO series VALUES(1, 'old', '', '', 'cpu');"
+                       "CREATE TABLE ingest_log(id INTEGER PRIMARY KEY, received REAL NOT NULL, "
+                       "nsamples INTEGER NOT NULL, data BLOB NOT NULL);",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    unsigned char blob[3 * 20];
+    for (int i = 0; i < 3; i++) {
+        uint32_t sid = 1;
+        double ts = 1732170000 + i, v = 10 + i;
+        memcpy(blob + 20 * i, &sid, 4);
+        memcpy(blob + 20 * i + 4, &ts, 8);
+        memcpy(blob + 20 * i + 12, &v, 8);
+    }
+    sqlite3_stmt *ins;
+    CHECK(sqlite3_prepare_v2(db, "INSERT INTO ingest_log(received, nsamples, data) VALUES(0, 3, ?)",
+                             -1, &ins, NULL) == SQLITE_OK);
+    sqlite3_bind_blob(ins, 1, blob, sizeof blob, SQLITE_STATIC);
+    CHECK(sqlite3_step(ins) == SQLITE_DONE);
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+
+    struct store *st = open_store(path, 0);
+    if (!st)
+        return;
+    struct found f = find(st, "old", "", "cpu");
+    CHECK(f.matches == 1 && f.last_ts == 1732170002 && f.last_value == 12);
+    struct points p = read_points(st, f.id, 0, 1e11);
+    CHECK(p.n == 3 && p.v[0] == 10 && p.v[2] == 12);
+    free_points(&p);
+    store_sync(st);
+    CHECK(count_samples(st) == 3);
+    store_close(st);
+    long version = -1, tables = -1;
+    CHECK(query_int(path, "SELECT value FROM meta WHERE key='schema_version'", &version) ==
+          SQLITE_OK);
+    CHECK(version == 2);
+    CHECK(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name='ingest_log'", &tables) ==
+          SQLITE_OK);
+    CHECK(tables == 0);
+    st = open_store(path, 0);
+    if (st) {
+        CHECK(count_samples(st) == 3);
+        store_close(st);
+    }
+    remove_db(path);
+}
+
 static void test_open_errors(void)
 {
     struct store_opts o = {"/nonexistent-dir-scalecast/x.db", false, 0};
@@ -947,11 +1011,15 @@ int main(void)
     RUN(test_paging);
     RUN(test_restart_persistence);
     RUN(test_schema_version);
+    RUN(test_upgrade_from_v1);
     RUN(test_open_errors);
     RUN(test_retention);
     RUN(test_decisions);
     RUN(test_concurrent_submitters);
     RUN(test_shutdown_during_compaction);
-    rmdir(dir);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "note: could not remove %s\n", dir);
     return UNIT_DONE();
 }
