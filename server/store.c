@@ -20,15 +20,18 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define CHUNK_MAX 256             /* points per chunk */
-#define OPS_PER_TXN 2048          /* compaction writes per transaction, at most */
-#define SLICE_BUDGET 0.02         /* seconds a compaction transaction may take */
-#define COMPACT_MIN_SAMPLES 50000 /* compact early once this many are pending */
-#define COMPACT_INTERVAL 2.0      /* seconds between compaction rounds otherwise */
-#define ROUND_MAX_SAMPLES 1000000 /* a round's input, at most (~50 MB while planned) */
-#define MEM_MAX_SAMPLES 4000000   /* journaled, not compacted: the writer waits beyond */
-#define RETENTION_INTERVAL 60.0   /* seconds between retention sweeps */
-#define CHECKPOINT_INTERVAL 1.0   /* seconds between WAL checkpoints, at least */
+#define CHUNK_MAX 256     /* points per chunk */
+#define OPS_PER_TXN 2048  /* compaction writes per transaction, at most */
+#define SLICE_BUDGET 0.02 /* seconds a compaction transaction may take */
+/* Compaction rewrites each touched series' tail chunk, so rounds that fold
+ * in few points per series write many bytes per sample: collect a few
+ * seconds' worth first (the samples are in memory and the journal). */
+#define COMPACT_MIN_SAMPLES 1000000 /* compact early once this many are pending */
+#define COMPACT_INTERVAL 5.0        /* seconds between compaction rounds otherwise */
+#define ROUND_MAX_SAMPLES 1000000   /* a round's input, at most (~50 MB while planned) */
+#define MEM_MAX_SAMPLES 4000000     /* journaled, not compacted: the writer waits beyond */
+#define RETENTION_INTERVAL 60.0     /* seconds between retention sweeps */
+#define CHECKPOINT_INTERVAL 1.0     /* seconds between WAL checkpoints, at least */
 
 /* One sample in the journal and in memory: series id, time, value. */
 struct rec {
@@ -179,8 +182,11 @@ struct job {
 /* One journal record in memory (the "memtable"): the samples of one group
  * commit and the series it defined, kept until the compactor has them in
  * SQLite. Immutable once listed; readers hold references while they scan. */
+#define BLOOM_WORDS 16 /* 1024 bits: which series a block may hold */
+
 struct block {
     uint64_t seq;
+    uint64_t bloom[BLOOM_WORDS]; /* readers skip blocks without their series */
     struct rec *recs;
     size_t n;
     struct newseries *created;
@@ -277,9 +283,30 @@ static void block_unref(struct block *b)
     free(b);
 }
 
+static unsigned bloom_bit(uint32_t sid)
+{
+    return (unsigned)((sid * 2654435761u) >> 22); /* top 10 bits: 0..1023 */
+}
+
+static void bloom_fill(struct block *b)
+{
+    memset(b->bloom, 0, sizeof b->bloom);
+    for (size_t i = 0; i < b->n; i++) {
+        unsigned bit = bloom_bit(b->recs[i].sid);
+        b->bloom[bit / 64] |= 1ULL << (bit % 64);
+    }
+}
+
+static bool bloom_may_hold(const struct block *b, uint32_t sid)
+{
+    unsigned bit = bloom_bit(sid);
+    return (b->bloom[bit / 64] >> (bit % 64)) & 1;
+}
+
 /* Lists a block as the newest (it holds the list's reference). */
 static void mem_append(struct store *st, struct block *b)
 {
+    bloom_fill(b);
     pthread_mutex_lock(&st->mem_lock);
     if (st->mtail)
         st->mtail->next = b;
@@ -1609,6 +1636,11 @@ static void mem_points(struct store *st, int64_t sid, double from, double to, st
     size_t n = 0, cap = 0, seq = 0;
     for (size_t b = 0; b < nb; b++) {
         const struct rec *recs = blocks[b]->recs;
+        if (!bloom_may_hold(blocks[b], (uint32_t)sid)) {
+            seq += blocks[b]->n;
+            block_unref(blocks[b]);
+            continue;
+        }
         for (size_t i = 0; i < blocks[b]->n; i++, seq++) {
             if (recs[i].sid != (uint32_t)sid || recs[i].ts < from || recs[i].ts > to)
                 continue;
