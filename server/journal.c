@@ -35,6 +35,7 @@ struct journal {
     int fd;          /* the newest segment: the one appended to */
     uint64_t off;    /* its valid length */
     bool dirty_tail; /* a failed append could not be cut back yet */
+    bool sync;       /* fdatasync every append */
     uint64_t next_seq;
     uint64_t compacted;   /* records up to this one are in the database */
     pthread_mutex_t lock; /* guards segs (release runs on another thread) */
@@ -415,10 +416,11 @@ static void write_mark(struct journal *j, uint64_t upto)
 
 /* ---- API ------------------------------------------------------------------ */
 
-int journal_open(const char *dir, journal_replay_fn fn, void *arg, struct journal **out, char *err,
-                 size_t errlen)
+int journal_open(const char *dir, bool sync, journal_replay_fn fn, void *arg, struct journal **out,
+                 char *err, size_t errlen)
 {
     struct journal *j = xcalloc(1, sizeof *j);
+    j->sync = sync;
     j->dir = xstrdup(dir);
     j->fd = -1;
     j->lockfd = -1;
@@ -498,7 +500,7 @@ int journal_append(struct journal *j, const struct iovec *iov, int iovcnt, uint6
             v[first].iov_len -= (size_t)w;
         }
     }
-    if (fdatasync(j->fd) < 0) {
+    if (j->sync && fdatasync(j->fd) < 0) {
         rc = -errno;
         goto cut;
     }

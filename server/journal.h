@@ -19,6 +19,7 @@
 #ifndef SCALECAST_JOURNAL_H
 #define SCALECAST_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -32,17 +33,20 @@ struct journal;
  * A negative return stops the replay and is returned by journal_open(). */
 typedef int (*journal_replay_fn)(void *arg, uint64_t seq, const void *data, size_t len);
 
-/* Opens (creating if needed) the journal directory dir, takes its lock (a
+/* Opens (creating if needed) the journal directory dir (sync: appends wait
+ * for fdatasync, so records survive power loss; without it they survive a
+ * crash of the process, not of the machine), takes its lock (a
  * second process on the same directory is refused), replays every intact
  * record not yet released (see journal_release) through fn in order, cuts a torn record off the end
  * of the newest segment, and makes that segment the one appended to. A damaged record in an older
  * segment is logged; the records before it are replayed and the file is kept beside as
  * NAME.damaged. Returns 0 and *out, or a negative value with a message in err (nothing is left
  * open). */
-int journal_open(const char *dir, journal_replay_fn fn, void *arg, struct journal **out /* out */,
-                 char *err, size_t errlen);
+int journal_open(const char *dir, bool sync, journal_replay_fn fn, void *arg,
+                 struct journal **out /* out */, char *err, size_t errlen);
 
-/* Appends one record made of the iov pieces and waits until it is durable.
+/* Appends one record made of the iov pieces and waits until it is durable
+ * (written and, with sync, synced).
  * Returns 0 and its sequence number in *seq, or -errno (-ENOSPC when the
  * disk is full); on failure the record is not in the journal (the segment
  * is cut back to where it was) and a later append may succeed. */

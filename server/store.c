@@ -1417,7 +1417,7 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
     size_t n = strlen(o->path) + 8;
     char *jdir = xmalloc(n);
     snprintf(jdir, n, "%s.ingest", o->path);
-    int rc = journal_open(jdir, replay_record, st, &st->jr, err, errlen);
+    int rc = journal_open(jdir, o->sync_full, replay_record, st, &st->jr, err, errlen);
     free(jdir);
     if (rc < 0)
         goto fail;

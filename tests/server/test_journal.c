@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 static char base[64];
 static char jdir[160];
 static int njr;
+static bool jsync = true; /* what open_j() passes */
 
 static const char *new_dir(void)
 {
@@ -51,7 +53,7 @@ static struct journal *open_j(const char *dir, struct seen *s)
     char err[512];
     memset(s, 0, sizeof *s);
     struct journal *j = NULL;
-    if (journal_open(dir, collect, s, &j, err, sizeof err) < 0)
+    if (journal_open(dir, jsync, collect, s, &j, err, sizeof err) < 0)
         fprintf(stderr, "journal_open(%s): %s\n", dir, err);
     return j;
 }
@@ -196,11 +198,11 @@ static void test_second_process_refused(void)
      * in this process is refused just as another process would be. */
     char err[512] = "";
     struct journal *j2 = NULL;
-    CHECK(journal_open(dir, collect, &s, &j2, err, sizeof err) < 0);
+    CHECK(journal_open(dir, true, collect, &s, &j2, err, sizeof err) < 0);
     CHECK(j2 == NULL);
     CHECK(strstr(err, "another scalecastd") != NULL);
     journal_close(j);
-    CHECK(journal_open(dir, collect, &s, &j2, err, sizeof err) == 0);
+    CHECK(journal_open(dir, true, collect, &s, &j2, err, sizeof err) == 0);
     journal_close(j2);
 }
 
@@ -287,6 +289,9 @@ int main(void)
         return 1;
     }
     RUN(test_replay_in_order);
+    jsync = false; /* sync = normal: written, not synced; same format */
+    RUN(test_replay_in_order);
+    jsync = true;
     RUN(test_torn_tail_cut);
     RUN(test_damaged_older_segment);
     RUN(test_second_process_refused);
