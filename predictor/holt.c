@@ -31,91 +31,85 @@ static double hstate_at(const void *st, double t)
     return s->L + s->T * (t - s->t);
 }
 
-static double step(struct hstate *s, double t, double y, double a, double b)
-{
-    double dt = t - s->t, idt = 1 / dt; /* off the recurrence's critical path */
-    double pred = s->L + s->T * dt;
-    double e = y - pred;
-    s->L = pred + a * e;
-    s->T += a * b * e * idt;
-    s->t = t;
-    return e;
-}
-
-/* Runs every (alpha, beta) of the grid over the window at once (independent
- * recurrences side by side, so the loop over the grid pipelines). sse_pre[g]
- * sums the squared one-step errors of points up to and including index
- * `pre`, sse_all[g] of all points. */
-static void grid_sse(const struct pctx *c, size_t pre, double *sse_pre, double *sse_all)
-{
+/* Every (alpha, beta) of the grid run side by side over the window
+ * (independent recurrences, so the loop over the grid pipelines). */
+struct grid {
     double L[NG], T[NG], A[NG], AB[NG];
-    for (size_t g = 0; g < NG; g++) {
-        L[g] = c->v[0];
-        T[g] = 0;
-        A[g] = alphas[g / NB];
-        AB[g] = alphas[g / NB] * betas[g % NB];
-        sse_pre[g] = sse_all[g] = 0;
-    }
-    for (size_t i = 1; i < c->n; i++) {
-        double dt = c->ts[i] - c->ts[i - 1], idt = 1 / dt, y = c->v[i];
-        double w = i > BURN ? 1 : 0;
-        for (size_t g = 0; g < NG; g++) {
-            double pred = L[g] + T[g] * dt, e = y - pred;
-            L[g] = pred + A[g] * e;
-            T[g] += AB[g] * e * idt;
-            sse_all[g] += w * e * e;
-        }
-        if (i == pre) {
-            for (size_t g = 0; g < NG; g++)
-                sse_pre[g] = sse_all[g];
-        }
+    double sse[NG]; /* squared one-step errors so far, after BURN points */
+};
+
+static void grid_init(const struct pctx *c, struct grid *g)
+{
+    for (size_t k = 0; k < NG; k++) {
+        g->L[k] = c->v[0];
+        g->T[k] = 0;
+        g->A[k] = alphas[k / NB];
+        g->AB[k] = alphas[k / NB] * betas[k % NB];
+        g->sse[k] = 0;
     }
 }
 
+/* Advances every recurrence over sample i (i >= 1). */
+static void grid_step(const struct pctx *c, struct grid *g, size_t i)
+{
+    double dt = c->ts[i] - c->ts[i - 1], idt = 1 / dt, y = c->v[i];
+    double w = i > BURN ? 1 : 0;
+    for (size_t k = 0; k < NG; k++) {
+        double pred = g->L[k] + g->T[k] * dt, e = y - pred;
+        g->L[k] = pred + g->A[k] * e;
+        g->T[k] += g->AB[k] * e * idt;
+        g->sse[k] += w * e * e;
+    }
+}
+
+/* The grid point with the least error (the first on ties; 0 when none is
+ * finite). */
+static size_t argmin(const double *x)
+{
+    double best = INFINITY;
+    size_t at = 0;
+    for (size_t k = 0; k < NG; k++) {
+        if (x[k] < best) {
+            best = x[k];
+            at = k;
+        }
+    }
+    return at;
+}
+
+/* The rolling-origin forecasts use the constants with the least error on
+ * the data up to the first origin (ip), the final forecast those with the
+ * least error on the whole window (ia). Both are lanes of the one grid pass:
+ * the lane of ip at each origin is the state a separate pass with ip would
+ * have there, to the bit, so no second pass is needed. */
 void pm_holt(const struct pctx *c, struct pmodel *m)
 {
-    double best_pre = INFINITY, best_all = INFINITY, sp[NG], sa[NG];
-    size_t ip = 0, ia = 0;
+    struct grid g;
 
     if (c->n < BURN + 3) {
         m->rc = -ENODATA;
         m->need_n = BURN + 3;
         return;
     }
-    grid_sse(c, c->e0, sp, sa);
-    for (size_t g = 0; g < NG; g++) {
-        if (sp[g] < best_pre) {
-            best_pre = sp[g];
-            ip = g;
-        }
-        if (sa[g] < best_all) {
-            best_all = sa[g];
-            ia = g;
-        }
-    }
-    /* Rolling-origin forecasts with the constants chosen before the first
-     * origin; when those are also the whole window's choice, the same pass
-     * ends in the final state. */
-    struct hstate s = {c->v[0], 0, c->ts[0]};
-    double a = alphas[ip / NB], b = betas[ip % NB];
-    size_t end = ip == ia ? c->n : c->e0 + c->ne;
-    for (size_t i = 1; i < end; i++) {
-        step(&s, c->ts[i], c->v[i], a, b);
+    grid_init(c, &g);
+    for (size_t i = 1; i <= c->e0; i++)
+        grid_step(c, &g, i);
+    size_t ip = argmin(g.sse);
+    for (size_t i = c->e0; i < c->n; i++) {
+        if (i > c->e0)
+            grid_step(c, &g, i);
         size_t k = i - c->e0;
-        if (i >= c->e0 && k < c->ne) {
-            m->fe[k] = hstate_at(&s, c->ts[i + c->h]);
-            m->pe[k] = fmax(hstate_at(&s, c->ts[i + 1]), m->fe[k]);
+        if (k < c->ne) {
+            struct hstate r = {g.L[ip], g.T[ip], c->ts[i]};
+            m->fe[k] = hstate_at(&r, c->ts[i + c->h]);
+            m->pe[k] = fmax(hstate_at(&r, c->ts[i + 1]), m->fe[k]);
         }
     }
     m->eval_ok = c->ne > 0 && c->e0 > BURN;
-    if (ip != ia) {
-        a = alphas[ia / NB];
-        b = betas[ia % NB];
-        s = (struct hstate){c->v[0], 0, c->ts[0]};
-        for (size_t i = 1; i < c->n; i++)
-            step(&s, c->ts[i], c->v[i], a, b);
-    }
-    double sse_fin = sa[ia];
+    size_t ia = argmin(g.sse);
+    double a = alphas[ia / NB], b = betas[ia % NB];
+    struct hstate s = {g.L[ia], g.T[ia], c->ts[c->n - 1]};
+    double sse_fin = g.sse[ia];
     size_t nerr = c->n - 1 - BURN;
     m->rc = 0;
     m->value = hstate_at(&s, c->tgt);
