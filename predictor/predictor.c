@@ -241,12 +241,31 @@ static double dm_stat(const double *d, size_t n, size_t h, double mean)
     if (lags > n / 4)
         lags = n / 4;
     double lrv = 0;
-    for (size_t j = 0; j <= lags; j++) {
-        double g = 0;
-        for (size_t k = j; k < n; k++)
-            g += (d[k] - mean) * (d[k - j] - mean);
-        g /= (double)n;
-        lrv += j == 0 ? g : 2 * (1 - (double)j / (double)(lags + 1)) * g;
+    /* Four lags side by side: each autocovariance is still summed in order
+     * of k, but four independent sums pipeline instead of each waiting on
+     * its own previous add. A last block may compute lags it then drops. */
+    for (size_t j0 = 0; j0 <= lags; j0 += 4) {
+        double g[4] = {0};
+        size_t k = j0;
+        for (; k < n && k < j0 + 3; k++) {
+            for (size_t b = 0; b <= k - j0; b++)
+                g[b] += (d[k] - mean) * (d[k - j0 - b] - mean);
+        }
+        double g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
+        for (; k < n; k++) {
+            double dk = d[k] - mean;
+            const double *q = d + (k - j0);
+            g0 += dk * (q[0] - mean);
+            g1 += dk * (q[-1] - mean);
+            g2 += dk * (q[-2] - mean);
+            g3 += dk * (q[-3] - mean);
+        }
+        g[0] = g0, g[1] = g1, g[2] = g2, g[3] = g3;
+        for (size_t b = 0; b < 4 && j0 + b <= lags; b++) {
+            size_t j = j0 + b;
+            double gj = g[b] / (double)n;
+            lrv += j == 0 ? gj : 2 * (1 - (double)j / (double)(lags + 1)) * gj;
+        }
     }
     if (!(lrv > 1e-300))
         return mean > 0 ? INFINITY : mean < 0 ? -INFINITY : 0;
