@@ -52,34 +52,38 @@ static void basis(int K, double P, double tnow, double t, double *b)
 /* Regressors of every sample. Consecutive angles are advanced by rotation
  * with a Taylor series of the small step angle (exact to double rounding for
  * steps under 1/20 of the period's radian), re-anchored with sincos every 64
- * rows and after any larger step, so drift stays near 1e-14. */
+ * rows and after any larger step, so drift stays near 1e-14. Divisions are
+ * multiplications by reciprocals here (within an ulp of basis()): a divide
+ * per term made this loop cost as much as the fit's sums. */
 static void basis_all(int K, double P, double tnow, const double *ts, size_t n, double *B)
 {
     int p = 2 + 2 * K;
-    double c1 = 0, s1 = 0;
+    double c1 = 0, s1 = 0, w = 2 * M_PI / P, iP = 1 / P;
     for (size_t i = 0; i < n; i++) {
         double *b = B + i * (size_t)p;
-        double d = i > 0 ? 2 * M_PI * (ts[i] - ts[i - 1]) / P : 1;
+        double d = i > 0 ? w * (ts[i] - ts[i - 1]) : 1;
         if (i % 64 == 0 || d > 0.05) {
             double th = 2 * M_PI * fmod(ts[i], P) / P;
             sincos(th, &s1, &c1);
         } else {
             double d2 = d * d;
-            double cd = 1 - d2 / 2 * (1 - d2 / 12 * (1 - d2 / 30));
-            double sd = d * (1 - d2 / 6 * (1 - d2 / 20 * (1 - d2 / 42)));
+            double cd = 1 - d2 * 0.5 * (1 - d2 * (1.0 / 12) * (1 - d2 * (1.0 / 30)));
+            double sd = d * (1 - d2 * (1.0 / 6) * (1 - d2 * (1.0 / 20) * (1 - d2 * (1.0 / 42))));
             double cn = c1 * cd - s1 * sd;
             s1 = s1 * cd + c1 * sd;
             c1 = cn;
         }
         double ck = c1, sk = s1;
         b[0] = 1;
-        b[1] = (ts[i] - tnow) / P;
-        for (int k = 0; k < K; k++) {
-            b[2 + 2 * k] = ck;
-            b[3 + 2 * k] = sk;
+        b[1] = (ts[i] - tnow) * iP;
+        b[2] = ck;
+        b[3] = sk;
+        for (int k = 1; k < K; k++) {
             double cn = ck * c1 - sk * s1;
             sk = sk * c1 + ck * s1;
             ck = cn;
+            b[2 + 2 * k] = ck;
+            b[3 + 2 * k] = sk;
         }
     }
 }
@@ -140,6 +144,32 @@ static void accumulate(double *A, double *r, const double *b, double y, int p)
     }
 }
 
+/* Adds rows [from, to) of B (values v) to the sums, four rows per pass over
+ * A: each entry still adds the rows' terms one at a time in row order, so
+ * the sums are those of accumulate() row by row, to the bit, but A is loaded
+ * and stored once per four rows and, p being even, the entries go in pairs
+ * from an even column, which the compiler turns into SIMD arithmetic (the
+ * entry left of the diagonal that this adds at odd rows is never read). */
+static void accumulate_rows(double *restrict A, double *restrict r, const double *restrict B,
+                            const double *v, size_t from, size_t to, int p)
+{
+    size_t k = from;
+    for (; k + 4 <= to; k += 4) {
+        const double *b0 = B + k * (size_t)p, *b1 = b0 + p, *b2 = b1 + p, *b3 = b2 + p;
+        for (int j = 0; j < p; j++) {
+            double *row = A + j * p;
+            for (int i = j & ~1; i < p; i += 2) {
+                row[i] = row[i] + b0[j] * b0[i] + b1[j] * b1[i] + b2[j] * b2[i] + b3[j] * b3[i];
+                row[i + 1] = row[i + 1] + b0[j] * b0[i + 1] + b1[j] * b1[i + 1] +
+                             b2[j] * b2[i + 1] + b3[j] * b3[i + 1];
+            }
+            r[j] = r[j] + b0[j] * v[k] + b1[j] * v[k + 1] + b2[j] * v[k + 2] + b3[j] * v[k + 3];
+        }
+    }
+    for (; k < to; k++)
+        accumulate(A, r, B + k * (size_t)p, v[k], p);
+}
+
 /* AR(1) of the residuals of rows [0, end) under f->beta, in one pass:
  * phi = sum r_i r_{i-1} / sum r_{i-1}^2, innovations r_i - phi r_{i-1}. */
 static void fit_ar(const struct pctx *c, const double *B, size_t end, struct sfit *f)
@@ -174,47 +204,63 @@ static double sfit_at(const void *st, double t)
     return dot(b, f->beta, f->p) + decay(f, t - f->t_last) * f->r_last;
 }
 
-/* Forecast of row j from origin o using the stored regressors; the residual
- * decays per sample here (per step of time in the final forecast). */
-static double row_forecast(const double *B, const struct sfit *f, size_t o, size_t j, double r_o)
+/* Forecast of row j from origin o from the fitted values yh[] of the
+ * current coefficients; the residual decays per sample here (per step of
+ * time in the final forecast). */
+static double row_forecast(const double *yh, const struct sfit *f, size_t o, size_t j, double r_o)
 {
-    return dot(B + j * f->p, f->beta, f->p) + f->pow_k[j - o] * r_o;
+    return yh[j] + f->pow_k[j - o] * r_o;
 }
 
+/* Rolling-origin forecasts fe[]/pe[] from the running sums, refitted every
+ * ne/8 origins on the data up to the origin; A, r end with the sums of the
+ * rows up to the last origin. The fitted values x_j'beta of rows o .. o+h
+ * are computed once per refit (yh[], up to row `hi`), not once per origin:
+ * O(ne + 8h) dot products. */
 static void eval(const struct pctx *c, const double *B, double *A, double *r, struct sfit *f,
                  struct pmodel *m)
 {
-    size_t refit_every = c->ne / 8 + 1, next = c->e0;
+    size_t refit_every = c->ne / 8 + 1, next = c->e0, hi = 0, done = c->e0 + 1;
     int p = f->p;
+    double *yh = NULL;
 
     if (c->ne == 0 || c->ts[c->e0] - c->ts[0] < c->o->period)
         return;
-    for (size_t i = 0; i <= c->e0; i++)
-        accumulate(A, r, B + i * p, c->v[i], p);
+    accumulate_rows(A, r, B, c->v, 0, c->e0 + 1, p);
     if (solve(A, r, p, f->beta) < 0)
         return;
     fit_ar(c, B, c->e0 + 1, f);
     pred_pow_table(f->phi, c->h, f->pow_k);
+    yh = xmalloc(c->n * sizeof *yh);
     for (size_t k = 0; k < c->ne; k++) {
         size_t o = c->e0 + k;
-        if (k > 0)
-            accumulate(A, r, B + o * p, c->v[o], p);
         if (o >= next) {
+            /* The sums are read only here: add the rows since the last
+             * refit in one go. */
+            accumulate_rows(A, r, B, c->v, done, o + 1, p);
+            done = o + 1;
             if (solve(A, r, p, f->beta) < 0)
-                return;
+                goto out;
+            hi = o; /* yh[] is stale from row o on */
             next = o + refit_every;
         }
-        double r_o = c->v[o] - dot(B + o * p, f->beta, p);
-        double best = row_forecast(B, f, o, o + c->h, r_o);
+        for (; hi <= o + c->h; hi++)
+            yh[hi] = dot(B + hi * p, f->beta, p);
+        double r_o = c->v[o] - yh[o];
+        double best = row_forecast(yh, f, o, o + c->h, r_o);
         m->fe[k] = best;
         size_t cnt = c->h < PRED_PATH_MAX ? c->h : PRED_PATH_MAX;
         for (size_t q = 1; q < cnt; q++) {
-            double y = row_forecast(B, f, o, o + (q * c->h) / cnt, r_o);
+            double y = row_forecast(yh, f, o, o + (q * c->h) / cnt, r_o);
             best = y > best ? y : best;
         }
         m->pe[k] = best;
     }
+    /* The final fit continues from rows up to the last origin. */
+    accumulate_rows(A, r, B, c->v, done, c->e0 + c->ne, p);
     m->eval_ok = 1;
+out:
+    free(yh);
 }
 
 void pm_seasonal(const struct pctx *c, struct pmodel *m)
@@ -249,8 +295,7 @@ void pm_seasonal(const struct pctx *c, struct pmodel *m)
         memset(A, 0, sizeof A);
         memset(r, 0, sizeof r);
     }
-    for (size_t i = done; i < c->n; i++)
-        accumulate(A, r, B + i * p, c->v[i], p);
+    accumulate_rows(A, r, B, c->v, done, c->n, p);
     if (solve(A, r, p, f.beta) < 0) {
         m->need_n = 2 * (size_t)p;
         goto out;
