@@ -209,7 +209,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             s->samples_rejected++; /* parsed off the loop (a large body) */
             srv_reply_error(s, p->req, 400, "%s", p->err);
         } else {
-            int code = p->status == -ENOSPC ? 503 : 500;
+            int code = p->status == -ENOSPC || p->status == -EBUSY ? 503 : 500;
             srv_reply_error(s, p->req, code, "%s; nothing of this batch was stored, retry later",
                             p->err);
         }

@@ -30,6 +30,7 @@
 #define COMPACT_INTERVAL 5.0        /* seconds between compaction rounds otherwise */
 #define ROUND_MAX_SAMPLES 1000000   /* a round's input, at most (~50 MB while planned) */
 #define MEM_MAX_SAMPLES 4000000     /* journaled, not compacted: the writer waits beyond */
+#define MEM_WAIT_SECONDS 5          /* then refuses batches (503) while it stays behind */
 #define RETENTION_INTERVAL 60.0     /* seconds between retention sweeps */
 #define CHECKPOINT_INTERVAL 1.0     /* seconds between WAL checkpoints, at least */
 
@@ -317,13 +318,16 @@ static void mem_append(struct store *st, struct block *b)
 }
 
 /* References to the oldest listed blocks, up to max_samples of them (at
- * least one block if any). Release each with block_unref(). */
-static struct block **mem_take(struct store *st, size_t max_samples, size_t *nout)
+ * least one block if any); with sid > 0, only the blocks that may hold
+ * that series. Release each with block_unref(). */
+static struct block **mem_take(struct store *st, size_t max_samples, uint32_t sid, size_t *nout)
 {
     struct block **v = NULL;
     size_t n = 0, cap = 0, samples = 0;
     pthread_mutex_lock(&st->mem_lock);
     for (struct block *b = st->mhead; b && samples < max_samples; b = b->next) {
+        if (sid && !bloom_may_hold(b, sid))
+            continue;
         atomic_fetch_add(&b->refs, 1);
         v = xgrow(v, &cap, n + 1, sizeof *v);
         v[n++] = b;
@@ -639,7 +643,7 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
 {
     sqlite3 *db = st->cdb;
     size_t nb = 0;
-    struct block **blocks = mem_take(st, ROUND_MAX_SAMPLES, &nb);
+    struct block **blocks = mem_take(st, ROUND_MAX_SAMPLES, 0, &nb);
     *empty = nb == 0;
     if (nb == 0)
         return NULL;
@@ -1013,24 +1017,56 @@ static void commit_jobs(struct store *st, struct job *jobs)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* Answers the jobs with -EBUSY: the compactor is too far behind. */
+static void refuse_jobs(struct store *st, struct job *jobs, uint64_t waiting)
+{
+    char err[160];
+    snprintf(err, sizeof err, "compaction is behind (%llu samples wait in memory, the limit is %d)",
+             (unsigned long long)waiting, MEM_MAX_SAMPLES);
+    log_warn("store", "refusing batches: %s", err);
+    size_t njobs = 0;
+    while (jobs) {
+        struct job *next = jobs->next;
+        jobs->done(jobs->arg, -EBUSY, err);
+        free_job(jobs);
+        jobs = next;
+        njobs++;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->inflight -= njobs;
+    pthread_cond_broadcast(&st->idle);
+    pthread_mutex_unlock(&st->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        /* Memory is bounded: past MEM_MAX_SAMPLES journaled but not yet
-         * compacted, acknowledgements wait for the compactor. */
-        while (!st->stopping && (!st->head || st->pending_samples >= MEM_MAX_SAMPLES)) {
-            if (st->head)
-                pthread_cond_wait(&st->room, &st->lock);
-            else
-                pthread_cond_wait(&st->wake, &st->lock);
+        while (!st->stopping && !st->head)
+            pthread_cond_wait(&st->wake, &st->lock);
+        bool full = false;
+        if (st->head && !st->stopping && st->pending_samples >= MEM_MAX_SAMPLES) {
+            /* Memory is bounded: past MEM_MAX_SAMPLES journaled but not yet
+             * compacted, acknowledgements wait for the compactor; if it
+             * stays behind (its disk fails), the batches are refused. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += MEM_WAIT_SECONDS;
+            while (!st->stopping && st->pending_samples >= MEM_MAX_SAMPLES &&
+                   pthread_cond_timedwait(&st->room, &st->lock, &until) == 0)
+                ;
+            full = !st->stopping && st->pending_samples >= MEM_MAX_SAMPLES;
         }
         if (st->head) {
             struct job *jobs = st->head;
             st->head = st->tail = NULL;
+            uint64_t waiting = st->pending_samples;
             pthread_mutex_unlock(&st->lock);
-            commit_jobs(st, jobs);
+            if (full)
+                refuse_jobs(st, jobs, waiting);
+            else
+                commit_jobs(st, jobs);
             pthread_mutex_lock(&st->lock);
             continue;
         }
@@ -1631,16 +1667,11 @@ static void mem_points(struct store *st, int64_t sid, double from, double to, st
                        size_t *nout)
 {
     size_t nb;
-    struct block **blocks = mem_take(st, SIZE_MAX, &nb);
+    struct block **blocks = mem_take(st, SIZE_MAX, (uint32_t)sid, &nb);
     struct tagged_rec *t = NULL;
     size_t n = 0, cap = 0, seq = 0;
     for (size_t b = 0; b < nb; b++) {
         const struct rec *recs = blocks[b]->recs;
-        if (!bloom_may_hold(blocks[b], (uint32_t)sid)) {
-            seq += blocks[b]->n;
-            block_unref(blocks[b]);
-            continue;
-        }
         for (size_t i = 0; i < blocks[b]->n; i++, seq++) {
             if (recs[i].sid != (uint32_t)sid || recs[i].ts < from || recs[i].ts > to)
                 continue;
@@ -1720,14 +1751,11 @@ out:
 
 int store_count_samples(struct store_reader *r, uint64_t *out)
 {
-    size_t nb;
-    struct block **blocks = mem_take(r->st, SIZE_MAX, &nb);
     uint64_t mem = 0;
-    for (size_t b = 0; b < nb; b++) {
-        mem += blocks[b]->n;
-        block_unref(blocks[b]);
-    }
-    free(blocks);
+    pthread_mutex_lock(&r->st->mem_lock);
+    for (struct block *b = r->st->mhead; b; b = b->next)
+        mem += b->n;
+    pthread_mutex_unlock(&r->st->mem_lock);
     int rc = sqlite3_step(r->count);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(r->count, 0) + mem;
