@@ -180,6 +180,8 @@ void pm_last(const struct pctx *c, struct pmodel *m)
 typedef void (*model_fn)(const struct pctx *c, struct pmodel *m);
 static const model_fn model_fns[PRED_NCONCRETE] = {pm_last, pm_linear, pm_seasonal, pm_holt,
                                                    pm_snaive};
+/* Deferred forecasts (predictor_int.h): run only for a returned model. */
+static const model_fn final_fns[PRED_NCONCRETE] = {NULL, NULL, pm_seasonal_final, NULL, NULL};
 
 /* Fills the path times: tnow + k*step for k < h (at most PRED_PATH_MAX - 1,
  * evenly spread) and then tgt. */
@@ -378,6 +380,15 @@ static enum pred_model choose(const struct pctx *c, const struct scored *s)
 
 static const size_t min_points = 3;
 
+/* Completes model i's forecast if it was deferred. Returns its rc. */
+static int finalize(const struct pctx *c, struct scored *s, int i, int *done)
+{
+    if (s[i].m.rc == 0 && final_fns[i] && !done[i])
+        final_fns[i](c, &s[i].m);
+    done[i] = 1;
+    return s[i].m.rc;
+}
+
 /* Runs the models selected by `want` (bit per model) and fills out[] for each
  * of them plus auto when want has bit PRED_AUTO. */
 static int run(const double *ts, const double *v, size_t n, const struct pred_opts *o,
@@ -418,16 +429,21 @@ static int run(const double *ts, const double *v, size_t n, const struct pred_op
         model_fns[i](&c, &s[i].m);
         score(&c, &s[i], &s[PRED_LAST], scratch);
     }
+    int done[PRED_NCONCRETE] = {0};
     for (int i = 0; i < PRED_NCONCRETE; i++) {
         if (!(outs & (1u << i)))
             continue;
-        if (s[i].m.rc < 0)
+        if (finalize(&c, s, i, done) < 0)
             fill_need(&s[i].m, &out[i]);
         else
             finish(&c, &s[i], &s[PRED_LAST], (enum pred_model)i, scratch, &out[i]);
     }
     if (outs & (1u << PRED_AUTO)) {
+        /* A deferred fit that fails takes its model out of the choice (the
+         * last value has no deferred part, so this ends). */
         enum pred_model m = choose(&c, s);
+        while (finalize(&c, s, m, done) < 0)
+            m = choose(&c, s);
         finish(&c, &s[m], &s[PRED_LAST], m, scratch, &out[PRED_AUTO]);
     }
     free(buf);

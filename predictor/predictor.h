@@ -9,9 +9,10 @@
  *   linear    least squares of value on time over the last `linear_window`
  *             seconds (gsl_fit_linear, or gsl_fit_wlinear with recency weights
  *             when `halflife` > 0).
- *   seasonal  trend + Fourier terms of `period` (normal equations accumulated
- *             as running sums, Cholesky solve), plus an AR(1) correction of
- *             the current residual; needs two periods of history.
+ *   seasonal  trend + Fourier terms of `period` fitted by gsl_multifit_linear's
+ *             SVD (the rolling-origin refits use running normal equations),
+ *             plus an AR(1) correction of the current residual; needs two
+ *             periods of history.
  *   holt      Holt's linear-trend exponential smoothing on irregular time, the
  *             smoothing constants chosen on the window's one-step errors.
  *   snaive    seasonal naive with an AR(1) correction: the mean of the values

@@ -7,7 +7,11 @@
  *   - a textbook half-width for the interval (used until enough errors exist),
  *   - its out-of-sample forecasts from each evaluation origin o, for the
  *     sample o + h (fe[]) and the peak over samples o+1 .. o+h (pe[]), made
- *     from data up to o only. */
+ *     from data up to o only.
+ * A model may leave its forecast (value, peak, half) to a second function
+ * that the engine calls only when that forecast is returned (asked for, or
+ * picked by auto): seasonal does, because its GSL fit costs more than its
+ * whole evaluation. */
 #ifndef SCALECAST_PREDICTOR_INT_H
 #define SCALECAST_PREDICTOR_INT_H
 
@@ -56,6 +60,9 @@ void pred_pow_table(double phi, size_t h, double *out);
 void pm_last(const struct pctx *c, struct pmodel *m);
 void pm_linear(const struct pctx *c, struct pmodel *m);
 void pm_seasonal(const struct pctx *c, struct pmodel *m);
+/* seasonal's forecast, after pm_seasonal left m->rc == 0: fills value, peak,
+ * half, or sets m->rc = -ENODATA (need_n) when the fit fails. */
+void pm_seasonal_final(const struct pctx *c, struct pmodel *m);
 void pm_holt(const struct pctx *c, struct pmodel *m);
 void pm_snaive(const struct pctx *c, struct pmodel *m);
 

@@ -260,6 +260,50 @@ static void test_all_matches_single_and_gaps(void)
     CHECK(all[PRED_AUTO].fit <= 1.0 + o.switch_margin);
 }
 
+/* A daily sine with independent noise: auto picks seasonal, whose forecast
+ * is fitted only once auto has picked it; it must be the very forecast that
+ * seasonal gives alone and inside pred_forecast_all. */
+static void test_seasonal_picked_by_auto(void)
+{
+    enum { N = 864 };
+    double ts[N], v[N];
+    struct pred_forecast all[PRED_NCONCRETE + 1], one, pick;
+    rng_state = 11;
+    for (int i = 0; i < N; i++) {
+        ts[i] = 1.7e9 + 300.0 * i + 20 * uniform();
+        v[i] = 40 + 25 * sin(2 * M_PI * ts[i] / 86400) + 3 * normal();
+    }
+    struct pred_opts o = opts(PRED_AUTO, 1800);
+    CHECK(pred_forecast(ts, v, N, &o, &pick) == 0);
+    CHECK(pick.model == PRED_SEASONAL);
+    o.model = PRED_SEASONAL;
+    CHECK(pred_forecast(ts, v, N, &o, &one) == 0);
+    CHECK(same(&pick, &one));
+    CHECK(pred_forecast_all(ts, v, N, &o, all) == 0);
+    CHECK(same(&all[PRED_AUTO], &one) && same(&all[PRED_SEASONAL], &one));
+    double tgt = ts[N - 1] + 1800;
+    CHECK_NEAR(one.value, 40 + 25 * sin(2 * M_PI * tgt / 86400), 3);
+    CHECK(one.lower < one.value && one.value < one.upper);
+}
+
+/* One sample a day, always at the same time: the Fourier columns are
+ * constant, the least-squares problem rank-deficient. The forecast for the
+ * same time tomorrow is still the trend's. */
+static void test_seasonal_one_phase(void)
+{
+    enum { N = 30 };
+    double ts[N], v[N];
+    struct pred_forecast f;
+    for (int i = 0; i < N; i++) {
+        ts[i] = 19675 * 86400.0 + 5 * 3600 + 86400.0 * i;
+        v[i] = 10 + 0.5 * i;
+    }
+    struct pred_opts o = opts(PRED_SEASONAL, 86400);
+    CHECK(pred_forecast(ts, v, N, &o, &f) == 0);
+    CHECK_NEAR(f.value, 10 + 0.5 * N, 1e-6);
+    CHECK(f.upper - f.lower < 1e-3);
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -270,5 +314,7 @@ int main(void)
     RUN(test_bad_input);
     RUN(test_constant_and_huge_times);
     RUN(test_all_matches_single_and_gaps);
+    RUN(test_seasonal_picked_by_auto);
+    RUN(test_seasonal_one_phase);
     return UNIT_DONE();
 }
