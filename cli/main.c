@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "commands.h"
 
 struct command {
@@ -42,6 +44,8 @@ static void usage(FILE *fp)
 
 int main(int argc, char **argv)
 {
+    /* The predictor checks GSL's status codes itself (see scalecastd). */
+    gsl_set_error_handler_off();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "config.h"
 #include "log.h"
 #include "scaler.h"
@@ -137,6 +139,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.server.log_level);
+    /* GSL's default error handler aborts the process; the predictor checks
+     * every GSL status itself, so a numerical failure in one forecast must
+     * come back as an error for that request, not take the server down. */
+    gsl_set_error_handler_off();
     raise_fd_limit();
     log_info("main", "scalecastd %s starting (config: %s)", SCALECAST_VERSION,
              cfg.path ? cfg.path : "built-in defaults");
