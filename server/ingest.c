@@ -265,8 +265,20 @@ static const double pow10tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
  * another type (the caller names it), -1 on a syntax or range error. The
  * common short decimals are converted exactly without strtod (Clinger's fast
  * path: an integer mantissa below 2^53 times an exact power of ten). */
-static int read_number(struct parser *ps, const char *field, double *out)
+/* "metrics.NAME" for messages about the metric whose key is at arena
+ * offset key (built only when a message needs it). */
+static const char *metric_field(struct parser *ps, size_t key, char *buf, size_t len)
 {
+    char shown[72];
+    snprintf(buf, len, "metrics.%s", text_escape(shown, sizeof shown, ps->arena + key, 64));
+    return buf;
+}
+
+/* Reads a JSON number. Messages name `field`, or with field NULL the
+ * metric whose key is at arena offset key. */
+static int read_number(struct parser *ps, const char *field, size_t key, double *out)
+{
+    char fb[80];
     skip_ws(ps);
     const char *q = ps->p, *begin = q;
     if (q < ps->end && (*q == '"' || *q == '{' || *q == '[' || *q == 't' || *q == 'f' || *q == 'n'))
@@ -342,13 +354,15 @@ static int read_number(struct parser *ps, const char *field, double *out)
         size_t len = (size_t)(q - begin);
         char buf[512];
         if (len >= sizeof buf)
-            return fail_at(ps, field, "number too long (%zu characters)", len);
+            return fail_at(ps, field ? field : metric_field(ps, key, fb, sizeof fb),
+                           "number too long (%zu characters)", len);
         memcpy(buf, begin, len);
         buf[len] = '\0';
         errno = 0;
         v = strtod(buf, NULL);
         if (!isfinite(v))
-            return fail_at(ps, field, "number out of range");
+            return fail_at(ps, field ? field : metric_field(ps, key, fb, sizeof fb),
+                           "number out of range");
     }
     *out = v;
     return 0;
@@ -432,18 +446,16 @@ static int parse_metrics(struct parser *ps)
         if (read_key(ps, &key) < 0)
             return -1;
         char field[80];
-        char shown[72];
-        snprintf(field, sizeof field, "metrics.%s",
-                 text_escape(shown, sizeof shown, ps->arena + key, 64));
         const char *why = ingest_check_name(NAME_METRIC, ps->arena + key);
         if (why)
-            return fail_at(ps, field, "metric name %s", why);
+            return fail_at(ps, metric_field(ps, key, field, sizeof field), "metric name %s", why);
         double v;
-        int rc = read_number(ps, field, &v);
+        int rc = read_number(ps, NULL, key, &v);
         if (rc < 0)
             return -1;
         if (rc > 0)
-            return fail_at(ps, field, "not a number (%s)", type_name(peek(ps)));
+            return fail_at(ps, metric_field(ps, key, field, sizeof field), "not a number (%s)",
+                           type_name(peek(ps)));
         ps->s = xgrow(ps->s, &ps->cap, ps->n + 1, sizeof *ps->s);
         ps->s[ps->n++] = (struct raw_sample){0, 0, 0, key, 0, v};
         int more = next_member(ps, '}');
@@ -483,7 +495,7 @@ static int parse_sample(struct parser *ps)
         if (strcmp(k, "ts") == 0) {
             if (dup_field(ps, &seen, F_TS, "ts") < 0)
                 return -1;
-            int rc = read_number(ps, "ts", &ts);
+            int rc = read_number(ps, "ts", 0, &ts);
             if (rc < 0)
                 return -1;
             if (rc > 0)

@@ -363,7 +363,7 @@ static void submit_batch(struct server *s, struct evhttp_request *req, struct in
  * megabyte-sized batches at once do not hold up every other client (a
  * health check must stay fast). Smaller ones are parsed inline: a thread
  * hop would cost them more than the parse. */
-#define OFFLOAD_BYTES (256 * 1024)
+#define OFFLOAD_BYTES (64 * 1024)
 
 struct parse_job {
     struct pending *p;

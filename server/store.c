@@ -21,6 +21,7 @@
 #include "xalloc.h"
 
 #define CHUNK_MAX 256     /* points per chunk */
+#define TOPUP_MAX 64      /* a round with fewer new points for a series tops up its tail chunk */
 #define OPS_PER_TXN 2048  /* compaction writes per transaction, at most */
 #define SLICE_BUDGET 0.02 /* seconds a compaction transaction may take */
 /* Compaction rewrites each touched series' tail chunk, so rounds that fold
@@ -32,7 +33,7 @@
 #define MEM_MAX_SAMPLES 4000000     /* journaled, not compacted: the writer waits beyond */
 #define MEM_WAIT_SECONDS 5          /* then refuses batches (503) while it stays behind */
 #define RETENTION_INTERVAL 60.0     /* seconds between retention sweeps */
-#define CHECKPOINT_INTERVAL 1.0     /* seconds between WAL checkpoints, at least */
+#define CHECKPOINT_INTERVAL 5.0     /* seconds between WAL checkpoints, at least */
 
 /* One sample in the journal and in memory: series id, time, value. */
 struct rec {
@@ -48,52 +49,96 @@ struct point {
 
 /* ---- The series index ---------------------------------------------------- */
 
+/* Node and container names are interned (one copy each, never freed before
+ * the store), so a series is found by comparing two pointers and one
+ * metric name; a batch names its node once for many samples, and
+ * store_submit looks the node up once per run of samples that share it. */
 struct series_ent {
     int64_t id;
-    char *node, *container, *service, *metric;
+    const char *node, *container; /* interned */
+    char *service, *metric;
+    uint64_t hash;
     double last_ts, last_value;
     double last_received; /* wall clock of the last commit with a sample of it */
-    bool persisted;       /* its row is committed in `series` */
+    bool persisted;       /* its definition is durable (journal or `series`) */
     uint64_t mark;        /* submit generation that already listed it as new */
+};
+
+struct slot {
+    uint32_t id;  /* 0 = empty */
+    uint32_t tag; /* high bits of the hash: most mismatches end here */
 };
 
 struct index {
     struct series_ent **ents; /* by id - 1 */
     size_t n, cap;
-    uint32_t *slots; /* open addressing: id, 0 = empty */
+    struct slot *slots; /* open addressing */
     size_t nslots;
+    char **strs; /* interned names, open addressing, NULL = empty */
+    size_t nstrs, strslots;
 };
 
-static uint64_t hash_key(const char *node, const char *container, const char *metric)
+static uint64_t hash_str(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    const char *parts[3] = {node, container, metric};
-    for (int i = 0; i < 3; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
-            h ^= *p;
-            h *= 1099511628211ULL;
-        }
-        h ^= 0x1f;
-        h *= 1099511628211ULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL; /* FNV-1a */
     }
     return h;
 }
 
-static struct series_ent *index_find(struct index *ix, const char *node, const char *container,
-                                     const char *metric, size_t *slot_out)
+/* The interned copy of s (made on first use). */
+static const char *intern(struct index *ix, const char *s)
+{
+    if ((ix->nstrs + 1) * 2 > ix->strslots) {
+        size_t n = ix->strslots ? ix->strslots * 2 : 256;
+        char **v = xcalloc(n, sizeof *v);
+        for (size_t i = 0; i < ix->strslots; i++) {
+            if (!ix->strs[i])
+                continue;
+            size_t k = hash_str(1469598103934665603ULL, ix->strs[i]) & (n - 1);
+            while (v[k])
+                k = (k + 1) & (n - 1);
+            v[k] = ix->strs[i];
+        }
+        free(ix->strs);
+        ix->strs = v;
+        ix->strslots = n;
+    }
+    size_t mask = ix->strslots - 1;
+    size_t k = hash_str(1469598103934665603ULL, s) & mask;
+    for (; ix->strs[k]; k = (k + 1) & mask)
+        if (strcmp(ix->strs[k], s) == 0)
+            return ix->strs[k];
+    ix->strs[k] = xstrdup(s);
+    ix->nstrs++;
+    return ix->strs[k];
+}
+
+/* A series' hash from its interned node and container and its metric. */
+static uint64_t series_hash(const char *inode, const char *icont, const char *metric)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)inode * 0x9e3779b97f4a7c15ULL) ^
+                 ((uint64_t)(uintptr_t)icont * 0xc2b2ae3d27d4eb4fULL);
+    return hash_str(h ^ 1469598103934665603ULL, metric);
+}
+
+static struct series_ent *index_find(struct index *ix, const char *inode, const char *icont,
+                                     const char *metric, uint64_t h, size_t *slot_out)
 {
     size_t mask = ix->nslots - 1;
-    size_t i = hash_key(node, container, metric) & mask;
-    for (;; i = (i + 1) & mask) {
-        uint32_t id = ix->slots[i];
-        if (id == 0) {
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct slot sl = ix->slots[i];
+        if (sl.id == 0) {
             if (slot_out)
                 *slot_out = i;
             return NULL;
         }
-        struct series_ent *e = ix->ents[id - 1];
-        if (strcmp(e->metric, metric) == 0 && strcmp(e->node, node) == 0 &&
-            strcmp(e->container, container) == 0)
+        if (sl.tag != tag)
+            continue;
+        struct series_ent *e = ix->ents[sl.id - 1];
+        if (e->node == inode && e->container == icont && strcmp(e->metric, metric) == 0)
             return e;
     }
 }
@@ -109,8 +154,8 @@ static void index_rehash(struct index *ix)
         if (!e)
             continue;
         size_t slot;
-        index_find(ix, e->node, e->container, e->metric, &slot);
-        ix->slots[slot] = (uint32_t)e->id;
+        index_find(ix, e->node, e->container, e->metric, e->hash, &slot);
+        ix->slots[slot] = (struct slot){(uint32_t)e->id, (uint32_t)(e->hash >> 32)};
     }
 }
 
@@ -123,10 +168,11 @@ static struct series_ent *index_add(struct index *ix, int64_t id, const char *no
         index_rehash(ix);
     struct series_ent *e = xcalloc(1, sizeof *e);
     e->id = id;
-    e->node = xstrdup(node);
-    e->container = xstrdup(container);
+    e->node = intern(ix, node);
+    e->container = intern(ix, container);
     e->service = xstrdup(service);
     e->metric = xstrdup(metric);
+    e->hash = series_hash(e->node, e->container, metric);
     ix->ents = xgrow(ix->ents, &ix->cap, (size_t)id, sizeof *ix->ents);
     for (size_t k = ix->n; k < (size_t)id; k++)
         ix->ents[k] = NULL;
@@ -134,8 +180,8 @@ static struct series_ent *index_add(struct index *ix, int64_t id, const char *no
     if ((size_t)id > ix->n)
         ix->n = (size_t)id;
     size_t slot;
-    index_find(ix, node, container, metric, &slot);
-    ix->slots[slot] = (uint32_t)id;
+    index_find(ix, e->node, e->container, metric, e->hash, &slot);
+    ix->slots[slot] = (struct slot){(uint32_t)id, (uint32_t)(e->hash >> 32)};
     return e;
 }
 
@@ -152,12 +198,13 @@ static void index_free(struct index *ix)
         struct series_ent *e = ix->ents[k];
         if (!e)
             continue;
-        free(e->node);
-        free(e->container);
         free(e->service);
         free(e->metric);
         free(e);
     }
+    for (size_t k = 0; k < ix->strslots; k++)
+        free(ix->strs[k]);
+    free(ix->strs);
     free(ix->ents);
     free(ix->slots);
 }
@@ -553,13 +600,22 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
     sqlite3_bind_int64(tail, 1, sid);
     int rc = sqlite3_step(tail);
     if (rc == SQLITE_ROW && sqlite3_column_double(tail, 1) < pts[0].ts) {
-        /* Common case: all new points follow the tail chunk. Top it up. */
+        /* Common case: all new points follow the tail chunk. Top it up —
+         * unless this round brings many points: then they start chunks of
+         * their own, rather than the tail being read back (its blob spans
+         * overflow pages) and rewritten for them. */
         double t0 = sqlite3_column_double(tail, 0);
-        size_t have = (size_t)sqlite3_column_bytes(tail, 3) / sizeof(struct point);
-        const struct point *old = sqlite3_column_blob(tail, 3);
-        size_t take = have < CHUNK_MAX ? CHUNK_MAX - have : 0;
+        size_t have = (size_t)sqlite3_column_int64(tail, 2);
+        size_t take = have < CHUNK_MAX && n < TOPUP_MAX ? CHUNK_MAX - have : 0;
         if (take > n)
             take = n;
+        const struct point *old = NULL;
+        if (take > 0) {
+            have = (size_t)sqlite3_column_bytes(tail, 3) / sizeof(struct point);
+            old = sqlite3_column_blob(tail, 3);
+            if (have >= CHUNK_MAX)
+                take = 0;
+        }
         if (take > 0) {
             struct point *merged = xmalloc((have + take) * sizeof *merged);
             memcpy(merged, old, have * sizeof *merged);
@@ -1519,10 +1575,19 @@ void store_submit(struct store *st, const struct store_sample *samples, size_t n
     size_t cap = 0;
     pthread_mutex_lock(&st->ix_lock);
     uint64_t gen = ++st->mark_gen;
+    const char *node = NULL, *container = NULL, *inode = NULL, *icont = NULL;
     for (size_t i = 0; i < n; i++) {
         const struct store_sample *s = &samples[i];
-        size_t slot;
-        struct series_ent *e = index_find(&st->ix, s->node, s->container, s->metric, &slot);
+        if (s->node != node || s->container != container) {
+            /* A new run of samples of one node/container (the parser's
+             * strings: equal pointers, equal names). */
+            node = s->node;
+            container = s->container;
+            inode = intern(&st->ix, node);
+            icont = intern(&st->ix, container);
+        }
+        struct series_ent *e = index_find(&st->ix, inode, icont, s->metric,
+                                          series_hash(inode, icont, s->metric), NULL);
         if (!e) {
             e = index_add(&st->ix, (int64_t)st->ix.n + 1, s->node, s->container, s->service,
                           s->metric);
