@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -33,7 +34,8 @@
 #define MEM_MAX_SAMPLES 4000000     /* journaled, not compacted: the writer waits beyond */
 #define MEM_WAIT_SECONDS 5          /* then refuses batches (503) while it stays behind */
 #define RETENTION_INTERVAL 60.0     /* seconds between retention sweeps */
-#define CHECKPOINT_INTERVAL 5.0     /* seconds between WAL checkpoints, at least */
+#define CHECKPOINT_INTERVAL 1.0     /* seconds between WAL checkpoints, at least */
+#define TRIM_INTERVAL 10.0          /* seconds between returning freed heap to the OS */
 
 /* One sample in the journal and in memory: series id, time, value. */
 struct rec {
@@ -1212,7 +1214,7 @@ static void *compactor_main(void *arg)
         log_error("store", "cannot prepare statements: %s", sqlite3_errmsg(st->cdb));
         abort();
     }
-    double last_round = now_mono(), last_retention = 0, last_checkpoint = 0;
+    double last_round = now_mono(), last_retention = 0, last_checkpoint = 0, last_trim = 0;
     pthread_mutex_lock(&st->lock);
     while (!st->stopping) {
         double now = now_mono();
@@ -1267,6 +1269,14 @@ static void *compactor_main(void *arg)
         if (now_mono() - last_checkpoint >= CHECKPOINT_INTERVAL) {
             sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
             last_checkpoint = now_mono();
+        }
+        /* Rounds, exports and large batches allocate megabytes for a moment;
+         * malloc keeps what was freed (it can only shrink a heap from its
+         * top), so without this the resident size ratchets up with every
+         * burst. malloc_trim also releases free pages inside the heaps. */
+        if (now_mono() - last_trim >= TRIM_INTERVAL) {
+            malloc_trim(0);
+            last_trim = now_mono();
         }
         pthread_mutex_lock(&st->lock);
         if (due)
