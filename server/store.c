@@ -262,6 +262,14 @@ struct round {
     struct block **blocks; /* the journal blocks it folds in (referenced) */
     size_t nblocks;
     uint64_t nsamples;
+    struct tailupd *tails; /* what the chunks' newest times will be once applied */
+    size_t ntails, tcap;
+};
+
+/* The compactor's memory of a series' newest chunk time (NAN: unknown). */
+struct tailupd {
+    uint32_t sid;
+    double t1;
 };
 
 struct store {
@@ -271,7 +279,9 @@ struct store {
 
     struct journal *jr; /* written by the writer thread only */
     sqlite3 *cdb;       /* compactor thread's connection: all sample writes */
-    sqlite3 *ddb;       /* decisions connection (autoscaler thread) */
+    double *tail_t1;    /* by series id: newest chunk time, NAN unknown (compactor's) */
+    size_t ntail;
+    sqlite3 *ddb; /* decisions connection (autoscaler thread) */
     pthread_mutex_t ddb_lock;
 
     pthread_mutex_t ix_lock;
@@ -580,7 +590,31 @@ static void round_free(struct round *r)
     for (size_t b = 0; b < r->nblocks; b++)
         block_unref(r->blocks[b]);
     free(r->blocks);
+    free(r->tails);
     free(r);
+}
+
+static double tail_get(const struct store *st, int64_t sid)
+{
+    return (size_t)sid < st->ntail ? st->tail_t1[sid] : NAN;
+}
+
+static void tail_set(struct store *st, int64_t sid, double t1)
+{
+    if ((size_t)sid >= st->ntail) {
+        size_t n = (size_t)sid + 1024;
+        st->tail_t1 = xrealloc(st->tail_t1, n * sizeof *st->tail_t1);
+        for (size_t i = st->ntail; i < n; i++)
+            st->tail_t1[i] = NAN;
+        st->ntail = n;
+    }
+    st->tail_t1[sid] = t1;
+}
+
+static void round_tail(struct round *r, int64_t sid, double t1)
+{
+    r->tails = xgrow(r->tails, &r->tcap, r->ntails + 1, sizeof *r->tails);
+    r->tails[r->ntails++] = (struct tailupd){(uint32_t)sid, t1};
 }
 
 /* Emits PUT ops covering pts[0..n) in chunks of at most CHUNK_MAX. */
@@ -597,8 +631,16 @@ static void emit_chunks(struct round *r, int64_t sid, const struct point *pts, s
 /* Plans the writes that fold one series' new points (sorted, unique) into
  * its chunks, reading the existing chunks through db. */
 static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, struct round *r,
-                       int64_t sid, const struct point *pts, size_t n)
+                       int64_t sid, const struct point *pts, size_t n, double known_t1)
 {
+    if (n >= TOPUP_MAX && pts[0].ts > known_t1) {
+        /* Many new points after the newest chunk (known without a read:
+         * only this thread writes chunks): chunks of their own. */
+        emit_chunks(r, sid, pts, n);
+        round_tail(r, sid, pts[n - 1].ts);
+        return 0;
+    }
+    round_tail(r, sid, NAN); /* replaced below when the tail is known */
     sqlite3_bind_int64(tail, 1, sid);
     int rc = sqlite3_step(tail);
     if (rc == SQLITE_ROW && sqlite3_column_double(tail, 1) < pts[0].ts) {
@@ -627,6 +669,7 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
         }
         sqlite3_reset(tail);
         emit_chunks(r, sid, pts + take, n - take);
+        r->tails[r->ntails - 1].t1 = pts[n - 1].ts;
         return 0;
     }
     sqlite3_reset(tail);
@@ -634,6 +677,7 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
         return -1;
     if (rc == SQLITE_DONE) {
         emit_chunks(r, sid, pts, n);
+        r->tails[r->ntails - 1].t1 = pts[n - 1].ts;
         return 0;
     }
     /* Late or repeated points: merge with every chunk they may touch. */
@@ -757,7 +801,7 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
     for (uint32_t sid = 1; ok && sid <= maxsid; sid++) {
         struct point *pts = grouped + start[sid];
         size_t np = sort_unique(pts, start[sid + 1] - start[sid]);
-        if (np && plan_series(db, tail, overlap, r, sid, pts, np) < 0) {
+        if (np && plan_series(db, tail, overlap, r, sid, pts, np, tail_get(st, sid)) < 0) {
             log_error("store", "compaction: cannot read chunks of series %u: %s", sid,
                       sqlite3_errmsg(db));
             ok = false;
@@ -1186,6 +1230,10 @@ static bool run_round(struct store *st, struct cstmts *w, struct round *r)
             return false;
         done = apply_slice(st, w, r);
     }
+    /* After a failure some slices may be in: forget what this round's
+     * series' tails were, so the next plan reads them. */
+    for (size_t i = 0; i < r->ntails; i++)
+        tail_set(st, r->tails[i].sid, done < 0 ? NAN : r->tails[i].t1);
     if (done < 0)
         return false;
     if (r->nblocks) {
@@ -1317,8 +1365,8 @@ static int load_index(struct store *st)
     sqlite3_stmt *q = NULL, *tail = NULL;
     sqlite3_prepare_v2(db, "SELECT id, node, container, service, metric FROM series ORDER BY id",
                        -1, &q, NULL);
-    sqlite3_prepare_v2(db, "SELECT data FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1", -1,
-                       &tail, NULL);
+    sqlite3_prepare_v2(db, "SELECT data, t1 FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1",
+                       -1, &tail, NULL);
     int rc = q && tail ? 0 : -1;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q, 0);
@@ -1335,6 +1383,9 @@ static int load_index(struct store *st)
                 e->last_ts = p[m - 1].ts;
                 e->last_value = p[m - 1].value;
             }
+            tail_set(st, id, sqlite3_column_double(tail, 1));
+        } else {
+            tail_set(st, id, -INFINITY); /* no chunks yet */
         }
         sqlite3_reset(tail);
     }
@@ -1535,6 +1586,7 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
     return 0;
 fail:
     mem_drop(st, SIZE_MAX);
+    free(st->tail_t1);
     journal_close(st->jr);
     sqlite3_close(st->cdb);
     sqlite3_close(st->ddb);
@@ -1563,6 +1615,7 @@ void store_close(struct store *st)
     journal_close(st->jr);
     mem_drop(st, SIZE_MAX);
     index_free(&st->ix);
+    free(st->tail_t1);
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->ix_lock);
     pthread_mutex_destroy(&st->ddb_lock);
