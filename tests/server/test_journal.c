@@ -254,6 +254,12 @@ static void test_failed_append_leaves_nothing(void)
         return;
     uint64_t seq;
     CHECK(append_str(j, "before", &seq) == 0);
+    /* Closed cleanly, the segment ends at its last record (no
+     * preallocated zeros); reopened, the next append starts there. */
+    journal_close(j);
+    j = open_j(dir, &s);
+    if (!j)
+        return;
     char seg[256];
     segment(dir, 0, seg, sizeof seg);
     off_t size = file_size(seg);
@@ -281,6 +287,45 @@ static void test_failed_append_leaves_nothing(void)
     journal_close(j);
 }
 
+/* With sync the active segment is extended with zeros ahead of the
+ * records; a crash leaves them behind, and replay must read them as the end
+ * of the records, not as damage. */
+static void test_preallocated_tail(void)
+{
+    const char *dir = new_dir();
+    struct seen s;
+    struct journal *j = open_j(dir, &s);
+    if (!j)
+        return;
+    uint64_t seq;
+    CHECK(append_str(j, "p1", &seq) == 0);
+    CHECK(append_str(j, "p2", &seq) == 0);
+    char seg[256];
+    segment(dir, 0, seg, sizeof seg);
+    CHECK(file_size(seg) > 4096); /* zeros ahead of the two records */
+    /* "Crash": copy the file as it is now, before the clean close cuts
+     * the zeros, and put the copy back after. */
+    char copy[300], cmd[700];
+    snprintf(copy, sizeof copy, "%s.copy", seg);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", seg, copy);
+    CHECK(system(cmd) == 0);
+    journal_close(j);
+    CHECK(rename(copy, seg) == 0);
+    j = open_j(dir, &s);
+    CHECK(j && s.n == 2);
+    CHECK_STR(s.data[1], "p2");
+    char damaged[300];
+    snprintf(damaged, sizeof damaged, "%s.damaged", seg);
+    CHECK(file_size(damaged) < 0);
+    if (j) {
+        CHECK(append_str(j, "p3", &seq) == 0 && seq == 3);
+        journal_close(j);
+    }
+    j = open_j(dir, &s);
+    CHECK(j && s.n == 3);
+    journal_close(j);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "/tmp/sc_journal_XXXXXX");
@@ -297,6 +342,7 @@ int main(void)
     RUN(test_second_process_refused);
     RUN(test_release_and_mark);
     RUN(test_failed_append_leaves_nothing);
+    RUN(test_preallocated_tail);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     if (system(cmd) != 0)
