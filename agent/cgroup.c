@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define SEARCH_DEPTH 6

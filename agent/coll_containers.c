@@ -24,6 +24,7 @@
 #include "docker.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define RELIST_EVERY 60.0

@@ -12,6 +12,7 @@
 #include "collector.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 struct cpu_state {

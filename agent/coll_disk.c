@@ -19,6 +19,7 @@
 #include "devtab.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 enum { RD_IOS, RD_SECT, WR_IOS, WR_SECT };

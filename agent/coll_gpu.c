@@ -19,6 +19,7 @@
 #include "collector.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define NVML_SUCCESS 0

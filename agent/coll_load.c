@@ -7,6 +7,7 @@
 #include "collector.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 struct load_state {

@@ -11,6 +11,7 @@
 #include "collector.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 struct mem_state {

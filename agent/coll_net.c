@@ -15,6 +15,7 @@
 #include "devtab.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 enum { RX_BYTES, TX_BYTES };

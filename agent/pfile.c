@@ -91,21 +91,6 @@ void pfile_close(struct pfile *f)
     f->path = NULL;
 }
 
-char *path_join(const char *root, const char *rel)
-{
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/')
-        rl--;
-    while (*rel == '/')
-        rel++;
-    size_t n = rl + 1 + strlen(rel) + 1;
-    char *p = xmalloc(n);
-    memcpy(p, root, rl);
-    p[rl] = '/';
-    memcpy(p + rl + 1, rel, strlen(rel) + 1);
-    return p;
-}
-
 int parse_u64(const char *s, unsigned long long *out)
 {
     while (*s == ' ' || *s == '\t')

@@ -24,10 +24,6 @@ int pfile_read(struct pfile *f, struct buf *out);
 /* Closes the descriptor and frees the path. */
 void pfile_close(struct pfile *f);
 
-/* Joins `root` and `rel` ("/proc" + "stat") into a new string with one '/'
- * between them. The caller frees it. */
-char *path_join(const char *root, const char *rel);
-
 /* Reads an unsigned decimal number from the start of `s` (after blanks); the
  * word "max" reads as UINT64_MAX. Returns 0, or -EINVAL. */
 int parse_u64(const char *s, unsigned long long *out);

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define HEADER_FMT "#scalecast-agent spool v1 node=%s\n"

@@ -2,6 +2,9 @@
 #include "text.h"
 
 #include <stdio.h>
+#include <string.h>
+
+#include "xalloc.h"
 
 char *text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
@@ -23,4 +26,19 @@ char *text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
     }
     dst[o] = '\0';
     return dst;
+}
+
+char *path_join(const char *root, const char *rel)
+{
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    while (*rel == '/')
+        rel++;
+    size_t n = rl + 1 + strlen(rel) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, root, rl);
+    p[rl] = '/';
+    memcpy(p + rl + 1, rel, strlen(rel) + 1);
+    return p;
 }

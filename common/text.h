@@ -10,4 +10,8 @@
  * message that must stay valid UTF-8 and one line. Returns dst. */
 char *text_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 
+/* Joins `root` and `rel` ("/proc" + "stat") into a new string with one '/'
+ * between them. The caller frees it. */
+char *path_join(const char *root, const char *rel);
+
 #endif

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "log.h"
+#include "text.h"
 #include "xalloc.h"
 
 #define MAGIC 0x314a4353u /* "SCJ1" */
@@ -92,12 +93,14 @@ static void make_header(uint8_t h[HEADER_LEN], uint32_t len, uint64_t seq, uint3
 
 /* ---- Files ---------------------------------------------------------------- */
 
+/* Zeros to write: preallocation and the health probe. */
+static const char zeros[65536];
+
 static char *segment_path(const char *dir, uint64_t first)
 {
-    size_t n = strlen(dir) + 32;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%020" PRIu64 ".seg", dir, first);
-    return p;
+    char name[32];
+    snprintf(name, sizeof name, "%020" PRIu64 ".seg", first);
+    return path_join(dir, name);
 }
 
 static int sync_dir(const char *dir)
@@ -288,9 +291,7 @@ static int replay(struct journal *j, journal_replay_fn fn, void *arg, char *err,
     uint64_t expect = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t named = strtoull(names[i], NULL, 10);
-        size_t plen = strlen(j->dir) + strlen(names[i]) + 2;
-        char *path = xmalloc(plen);
-        snprintf(path, plen, "%s/%s", j->dir, names[i]);
+        char *path = path_join(j->dir, names[i]);
         if (expect != 0 && named != expect)
             log_warn("journal",
                      "%s: starts at record %" PRIu64 ", expected %" PRIu64
@@ -315,35 +316,25 @@ static int replay(struct journal *j, journal_replay_fn fn, void *arg, char *err,
         bool newest = i + 1 == n;
         struct stat sb;
         uint64_t size = fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : sc.valid;
-        if (sc.zero_tail && newest) {
-            /* Preallocated space after the last record: drop it, the
-             * appends preallocate again. */
-            if (ftruncate(fd, (off_t)sc.valid) < 0) {
+        if (newest && (sc.zero_tail || sc.damaged)) {
+            /* Cut the newest segment at its last intact record: what
+             * follows is preallocated zeros (appends preallocate again) or
+             * a commit interrupted by a crash (never acknowledged). */
+            if (sc.damaged)
+                log_warn("journal",
+                         "%s: cut %" PRIu64 " bytes after the last intact record (%s; "
+                         "an unfinished write that was never acknowledged)",
+                         path, size - sc.valid, sc.why);
+            if (ftruncate(fd, (off_t)sc.valid) < 0 || fdatasync(fd) < 0) {
                 rc = -errno;
-                snprintf(err, errlen, "%s: cannot cut preallocated space: %s", path,
-                         strerror(errno));
+                snprintf(err, errlen, "%s: cannot cut the end off at byte %" PRIu64 ": %s", path,
+                         sc.valid, strerror(errno));
                 close(fd);
                 free(path);
                 break;
             }
             size = sc.valid;
         } else if (sc.zero_tail) {
-            size = sc.valid;
-        }
-        if (sc.damaged && newest) {
-            /* A commit interrupted by a crash: never acknowledged. */
-            log_warn("journal",
-                     "%s: cut %" PRIu64 " bytes after the last intact record (%s; "
-                     "an unfinished write that was never acknowledged)",
-                     path, size - sc.valid, sc.why);
-            if (ftruncate(fd, (off_t)sc.valid) < 0 || fdatasync(fd) < 0) {
-                rc = -errno;
-                snprintf(err, errlen, "%s: cannot cut the torn record off: %s", path,
-                         strerror(errno));
-                close(fd);
-                free(path);
-                break;
-            }
             size = sc.valid;
         } else if (sc.damaged) {
             size_t dn = strlen(path) + 16;
@@ -397,9 +388,7 @@ static int replay(struct journal *j, journal_replay_fn fn, void *arg, char *err,
  * replays records that compaction then folds in again. */
 static int read_mark(struct journal *j, char *err, size_t errlen)
 {
-    size_t n = strlen(j->dir) + 16;
-    char *path = xmalloc(n);
-    snprintf(path, n, "%s/compacted", j->dir);
+    char *path = path_join(j->dir, "compacted");
     FILE *f = fopen(path, "re");
     int rc = 0;
     if (f) {
@@ -421,10 +410,7 @@ static int read_mark(struct journal *j, char *err, size_t errlen)
 
 static void write_mark(struct journal *j, uint64_t upto)
 {
-    size_t n = strlen(j->dir) + 24;
-    char *tmp = xmalloc(n), *path = xmalloc(n);
-    snprintf(tmp, n, "%s/compacted.tmp", j->dir);
-    snprintf(path, n, "%s/compacted", j->dir);
+    char *tmp = path_join(j->dir, "compacted.tmp"), *path = path_join(j->dir, "compacted");
     FILE *f = fopen(tmp, "we");
     bool ok = f && fprintf(f, "%" PRIu64 "\n", upto) > 0;
     if (f && fclose(f) != 0)
@@ -452,9 +438,7 @@ int journal_open(const char *dir, bool sync, journal_replay_fn fn, void *arg, st
         snprintf(err, errlen, "%s: cannot create the journal directory: %s", dir, strerror(errno));
         goto fail;
     }
-    size_t n = strlen(dir) + 8;
-    char *lockpath = xmalloc(n);
-    snprintf(lockpath, n, "%s/lock", dir);
+    char *lockpath = path_join(dir, "lock");
     j->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (j->lockfd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", lockpath, strerror(errno));
@@ -490,7 +474,6 @@ static void preallocate(struct journal *j, uint64_t need)
 {
     if (!j->sync || need <= j->alloc_end)
         return;
-    static const char zeros[65536];
     uint64_t at = j->alloc_end > j->off ? j->alloc_end : j->off, end = need + PREALLOC;
     while (at < end) {
         size_t m = end - at < sizeof zeros ? (size_t)(end - at) : sizeof zeros;
@@ -637,12 +620,9 @@ uint64_t journal_bytes(struct journal *j)
 
 int journal_probe(struct journal *j, size_t bytes)
 {
-    size_t n = strlen(j->dir) + 16;
-    char *path = xmalloc(n);
-    snprintf(path, n, "%s/probe.tmp", j->dir);
+    char *path = path_join(j->dir, "probe.tmp");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int rc = fd < 0 ? -errno : 0;
-    static const char zeros[65536];
     for (size_t done = 0; rc == 0 && done < bytes;) {
         size_t m = bytes - done < sizeof zeros ? bytes - done : sizeof zeros;
         ssize_t w = write(fd, zeros, m);

@@ -35,6 +35,7 @@
 #include "collector.h"
 #include "log.h"
 #include "pfile.h"
+#include "text.h"
 #include "unit.h"
 #include "xalloc.h"
 
