@@ -1042,6 +1042,26 @@ static void publish(struct store *st, const struct block *b)
     pthread_mutex_unlock(&st->ix_lock);
 }
 
+/* Reports one outcome to every job and frees them; wakes store_sync()
+ * waiters, and the compactor when it has work. */
+static void report_jobs(struct store *st, struct job *jobs, int status, const char *err)
+{
+    size_t njobs = 0;
+    while (jobs) {
+        struct job *next = jobs->next;
+        jobs->done(jobs->arg, status, err);
+        free_job(jobs);
+        jobs = next;
+        njobs++;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->inflight -= njobs;
+    pthread_cond_broadcast(&st->idle);
+    if (st->sync_waiters > 0 || st->pending_samples >= COMPACT_MIN_SAMPLES)
+        pthread_cond_broadcast(&st->cwake);
+    pthread_mutex_unlock(&st->lock);
+}
+
 /* Commits the queued jobs as one journal record and reports each one's
  * outcome. */
 static void commit_jobs(struct store *st, struct job *jobs)
@@ -1062,8 +1082,9 @@ static void commit_jobs(struct store *st, struct job *jobs)
                      strerror(-r));
     }
     struct block *b = gather(jobs, total);
+    bool any = total || b->ncreated;
     double t0 = now_mono();
-    int rc = total || b->ncreated ? journal_block(st->jr, b) : 0;
+    int rc = any ? journal_block(st->jr, b) : 0;
     double dt = now_mono() - t0;
     char err[256] = "";
     if (rc < 0) {
@@ -1082,7 +1103,7 @@ static void commit_jobs(struct store *st, struct job *jobs)
             quiet++;
         }
         block_unref(b);
-    } else if (total || b->ncreated) {
+    } else if (any) {
         publish(st, b);
         mem_append(st, b);
     } else {
@@ -1105,18 +1126,7 @@ static void commit_jobs(struct store *st, struct job *jobs)
         st->last_commit_failed = true;
     }
     pthread_mutex_unlock(&st->lock);
-    while (jobs) {
-        struct job *next = jobs->next;
-        jobs->done(jobs->arg, rc, rc ? err : NULL);
-        free_job(jobs);
-        jobs = next;
-    }
-    pthread_mutex_lock(&st->lock);
-    st->inflight -= njobs;
-    pthread_cond_broadcast(&st->idle);
-    if (st->sync_waiters > 0 || st->pending_samples >= COMPACT_MIN_SAMPLES)
-        pthread_cond_broadcast(&st->cwake);
-    pthread_mutex_unlock(&st->lock);
+    report_jobs(st, jobs, rc, rc ? err : NULL);
 }
 
 /* Answers the jobs with -EBUSY: the compactor is too far behind. */
@@ -1126,18 +1136,7 @@ static void refuse_jobs(struct store *st, struct job *jobs, uint64_t waiting)
     snprintf(err, sizeof err, "compaction is behind (%llu samples wait in memory, the limit is %d)",
              (unsigned long long)waiting, MEM_MAX_SAMPLES);
     log_warn("store", "refusing batches: %s", err);
-    size_t njobs = 0;
-    while (jobs) {
-        struct job *next = jobs->next;
-        jobs->done(jobs->arg, -EBUSY, err);
-        free_job(jobs);
-        jobs = next;
-        njobs++;
-    }
-    pthread_mutex_lock(&st->lock);
-    st->inflight -= njobs;
-    pthread_cond_broadcast(&st->idle);
-    pthread_mutex_unlock(&st->lock);
+    report_jobs(st, jobs, -EBUSY, err);
 }
 
 static void *writer_main(void *arg)
