@@ -761,7 +761,13 @@ int server_create(const struct config *cfg, struct store *st, struct server **ou
     s->http = evhttp_new(s->base);
     evhttp_set_max_body_size(s->http, (ev_ssize_t)c->max_body_bytes);
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_bytes);
-    evhttp_set_timeout(s->http, (int)ceil(c->request_timeout));
+    /* The deadline for a request is conns.c's sweep, which ends overdue
+     * connections a few at a time; evhttp's inactivity timeout (also what
+     * ends an answer nobody reads) is the backstop two seconds later, so
+     * thousands falling due together are not all closed in one turn. */
+    double backstop = c->request_timeout + 2;
+    struct timeval tmo = {(time_t)backstop, (suseconds_t)((backstop - floor(backstop)) * 1e6)};
+    evhttp_set_timeout_tv(s->http, &tmo);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
