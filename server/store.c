@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunk.h"
 #include "journal.h"
 #include "log.h"
 #include "xalloc.h"
@@ -43,11 +44,6 @@ struct rec {
     double ts;
     double value;
 } __attribute__((packed));
-
-struct point {
-    double ts;
-    double value;
-};
 
 /* ---- The series index ---------------------------------------------------- */
 
@@ -252,7 +248,8 @@ struct chunk_op {
     int64_t sid;
     double t0, t1;
     size_t n;
-    struct point *pts; /* OP_PUT: owned */
+    uint8_t *blob; /* OP_PUT: the n points, encoded (chunk.h); owned */
+    size_t len;
 };
 
 struct round {
@@ -555,10 +552,10 @@ static int cmp_tagged(const void *a, const void *b)
 
 /* Merges b (newer, wins on equal ts) into a; both sorted and unique. Returns
  * a new array. */
-static struct point *merge_points(const struct point *a, size_t na, const struct point *b,
-                                  size_t nb, size_t *nout)
+static struct chunk_point *merge_points(const struct chunk_point *a, size_t na,
+                                        const struct chunk_point *b, size_t nb, size_t *nout)
 {
-    struct point *out = xmalloc((na + nb) * sizeof *out);
+    struct chunk_point *out = xmalloc((na + nb) * sizeof *out);
     size_t i = 0, j = 0, k = 0;
     while (i < na || j < nb) {
         if (j >= nb || (i < na && a[i].ts < b[j].ts)) {
@@ -585,7 +582,7 @@ static void round_free(struct round *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->nops; i++)
-        free(r->ops[i].pts);
+        free(r->ops[i].blob);
     free(r->ops);
     for (size_t b = 0; b < r->nblocks; b++)
         block_unref(r->blocks[b]);
@@ -617,21 +614,28 @@ static void round_tail(struct round *r, int64_t sid, double t1)
     r->tails[r->ntails++] = (struct tailupd){(uint32_t)sid, t1};
 }
 
+/* Emits a PUT op of one chunk, pts[0..n) encoded. */
+static void emit_chunk(struct round *r, int64_t sid, double t0, const struct chunk_point *pts,
+                       size_t n)
+{
+    uint8_t *blob = xmalloc(n * sizeof *pts);
+    size_t len = chunk_encode(pts, n, blob);
+    round_push(r, (struct chunk_op){OP_PUT, sid, t0, pts[n - 1].ts, n, blob, len});
+}
+
 /* Emits PUT ops covering pts[0..n) in chunks of at most CHUNK_MAX. */
-static void emit_chunks(struct round *r, int64_t sid, const struct point *pts, size_t n)
+static void emit_chunks(struct round *r, int64_t sid, const struct chunk_point *pts, size_t n)
 {
     for (size_t off = 0; off < n; off += CHUNK_MAX) {
         size_t m = n - off < CHUNK_MAX ? n - off : CHUNK_MAX;
-        struct point *copy = xmalloc(m * sizeof *copy);
-        memcpy(copy, pts + off, m * sizeof *copy);
-        round_push(r, (struct chunk_op){OP_PUT, sid, copy[0].ts, copy[m - 1].ts, m, copy});
+        emit_chunk(r, sid, pts[off].ts, pts + off, m);
     }
 }
 
 /* Plans the writes that fold one series' new points (sorted, unique) into
  * its chunks, reading the existing chunks through db. */
 static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, struct round *r,
-                       int64_t sid, const struct point *pts, size_t n, double known_t1)
+                       int64_t sid, const struct chunk_point *pts, size_t n, double known_t1)
 {
     if (n >= TOPUP_MAX && pts[0].ts > known_t1) {
         /* Many new points after the newest chunk (known without a read:
@@ -646,26 +650,25 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
     if (rc == SQLITE_ROW && sqlite3_column_double(tail, 1) < pts[0].ts) {
         /* Common case: all new points follow the tail chunk. Top it up —
          * unless this round brings many points: then they start chunks of
-         * their own, rather than the tail being read back (its blob spans
-         * overflow pages) and rewritten for them. */
+         * their own, rather than the tail being read back and rewritten for
+         * them. */
         double t0 = sqlite3_column_double(tail, 0);
         size_t have = (size_t)sqlite3_column_int64(tail, 2);
         size_t take = have < CHUNK_MAX && n < TOPUP_MAX ? CHUNK_MAX - have : 0;
         if (take > n)
             take = n;
-        const struct point *old = NULL;
         if (take > 0) {
-            have = (size_t)sqlite3_column_bytes(tail, 3) / sizeof(struct point);
-            old = sqlite3_column_blob(tail, 3);
-            if (have >= CHUNK_MAX)
-                take = 0;
-        }
-        if (take > 0) {
-            struct point *merged = xmalloc((have + take) * sizeof *merged);
-            memcpy(merged, old, have * sizeof *merged);
+            struct chunk_point *merged = xmalloc((have + take) * sizeof *merged);
+            if (chunk_decode(sqlite3_column_blob(tail, 3), (size_t)sqlite3_column_bytes(tail, 3),
+                             have, merged) < 0) {
+                log_error("store", "series %lld: the chunk at %.3f is damaged", (long long)sid, t0);
+                free(merged);
+                sqlite3_reset(tail);
+                return -1;
+            }
             memcpy(merged + have, pts, take * sizeof *merged);
-            round_push(r, (struct chunk_op){OP_PUT, sid, t0, merged[have + take - 1].ts,
-                                            have + take, merged});
+            emit_chunk(r, sid, t0, merged, have + take);
+            free(merged);
         }
         sqlite3_reset(tail);
         emit_chunks(r, sid, pts + take, n - take);
@@ -681,28 +684,37 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
         return 0;
     }
     /* Late or repeated points: merge with every chunk they may touch. */
-    struct point *acc = NULL;
+    struct chunk_point *acc = NULL;
     size_t nacc = 0;
     sqlite3_bind_int64(overlap, 1, sid);
     sqlite3_bind_double(overlap, 2, pts[0].ts);
+    struct chunk_point *cp = NULL;
+    size_t ccap = 0;
     while ((rc = sqlite3_step(overlap)) == SQLITE_ROW) {
         double t0 = sqlite3_column_double(overlap, 0);
-        size_t m = (size_t)sqlite3_column_bytes(overlap, 2) / sizeof(struct point);
-        const struct point *cp = sqlite3_column_blob(overlap, 2);
+        size_t m = (size_t)sqlite3_column_int64(overlap, 2);
+        cp = xgrow(cp, &ccap, m ? m : 1, sizeof *cp);
+        if (chunk_decode(sqlite3_column_blob(overlap, 3), (size_t)sqlite3_column_bytes(overlap, 3),
+                         m, cp) < 0) {
+            log_error("store", "series %lld: the chunk at %.3f is damaged", (long long)sid, t0);
+            rc = SQLITE_CORRUPT;
+            break;
+        }
         size_t nn;
-        struct point *merged = merge_points(acc, nacc, cp, m, &nn);
+        struct chunk_point *merged = merge_points(acc, nacc, cp, m, &nn);
         free(acc);
         acc = merged;
         nacc = nn;
-        round_push(r, (struct chunk_op){OP_DEL, sid, t0, 0, 0, NULL});
+        round_push(r, (struct chunk_op){OP_DEL, sid, t0, 0, 0, NULL, 0});
     }
+    free(cp);
     sqlite3_reset(overlap);
     if (rc != SQLITE_DONE) {
         free(acc);
         return -1;
     }
     size_t nn;
-    struct point *merged = merge_points(acc, nacc, pts, n, &nn);
+    struct chunk_point *merged = merge_points(acc, nacc, pts, n, &nn);
     free(acc);
     emit_chunks(r, sid, merged, nn);
     free(merged);
@@ -712,7 +724,7 @@ static int plan_series(sqlite3 *db, sqlite3_stmt *tail, sqlite3_stmt *overlap, s
 /* Sorts one series' new points by ts, stably (they arrive in journal
  * order, almost always ascending already), and keeps the last of equal
  * timestamps: a re-sent sample's newer value wins. Returns the count kept. */
-static size_t sort_unique(struct point *p, size_t n)
+static size_t sort_unique(struct chunk_point *p, size_t n)
 {
     size_t k = 1;
     while (k < n && p[k - 1].ts <= p[k].ts)
@@ -725,7 +737,7 @@ static size_t sort_unique(struct point *p, size_t n)
             t[i] = (struct tagged_rec){{0, p[i].ts, p[i].value}, i};
         qsort(t, n, sizeof *t, cmp_tagged);
         for (size_t i = 0; i < n; i++)
-            p[i] = (struct point){t[i].r.ts, t[i].r.value};
+            p[i] = (struct chunk_point){t[i].r.ts, t[i].r.value};
         free(t);
     }
     size_t m = 0;
@@ -776,13 +788,13 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
             start[blocks[b]->recs[i].sid + 1]++;
     for (size_t s = 1; s <= (size_t)maxsid + 1; s++)
         start[s] += start[s - 1];
-    struct point *grouped = xmalloc((nrecs ? nrecs : 1) * sizeof *grouped);
+    struct chunk_point *grouped = xmalloc((nrecs ? nrecs : 1) * sizeof *grouped);
     size_t *fill = xmalloc(((size_t)maxsid + 1) * sizeof *fill);
     memcpy(fill, start, ((size_t)maxsid + 1) * sizeof *fill);
     for (size_t b = 0; b < nb; b++)
         for (size_t i = 0; i < blocks[b]->n; i++) {
             const struct rec *rc = &blocks[b]->recs[i];
-            grouped[fill[rc->sid]++] = (struct point){rc->ts, rc->value};
+            grouped[fill[rc->sid]++] = (struct chunk_point){rc->ts, rc->value};
         }
     free(fill);
 
@@ -794,12 +806,12 @@ static struct round *plan_round(struct store *st, bool *empty /* out */)
                        "ORDER BY t0 DESC LIMIT 1",
                        -1, &tail, NULL);
     sqlite3_prepare_v2(db,
-                       "SELECT t0, t1, data FROM chunks WHERE series_id=? AND t1 >= ? "
+                       "SELECT t0, t1, n, data FROM chunks WHERE series_id=? AND t1 >= ? "
                        "ORDER BY t0",
                        -1, &overlap, NULL);
     bool ok = tail && overlap;
     for (uint32_t sid = 1; ok && sid <= maxsid; sid++) {
-        struct point *pts = grouped + start[sid];
+        struct chunk_point *pts = grouped + start[sid];
         size_t np = sort_unique(pts, start[sid + 1] - start[sid]);
         if (np && plan_series(db, tail, overlap, r, sid, pts, np, tail_get(st, sid)) < 0) {
             log_error("store", "compaction: cannot read chunks of series %u: %s", sid,
@@ -911,7 +923,7 @@ static int apply_slice(struct store *st, struct cstmts *w, struct round *r)
             sqlite3_bind_double(w->put, 2, op->t0);
             sqlite3_bind_double(w->put, 3, op->t1);
             sqlite3_bind_int64(w->put, 4, (sqlite3_int64)op->n);
-            sqlite3_bind_blob(w->put, 5, op->pts, (int)(op->n * sizeof *op->pts), SQLITE_STATIC);
+            sqlite3_bind_blob(w->put, 5, op->blob, (int)op->len, SQLITE_STATIC);
             rc = step_done(w->put);
         }
         end++;
@@ -934,8 +946,8 @@ static int apply_slice(struct store *st, struct cstmts *w, struct round *r)
     }
     /* Ops of an applied slice are written; free their points early. */
     for (size_t i = r->next; i < end; i++) {
-        free(r->ops[i].pts);
-        r->ops[i].pts = NULL;
+        free(r->ops[i].blob);
+        r->ops[i].blob = NULL;
     }
     r->next = end;
     return last ? 1 : 0;
@@ -1196,8 +1208,8 @@ static struct round *plan_retention(struct store *st, double cutoff)
         while (sqlite3_step(q) == SQLITE_ROW) {
             if (sqlite3_column_double(q, 1) >= cutoff)
                 break;
-            round_push(
-                r, (struct chunk_op){OP_DEL, (int64_t)id, sqlite3_column_double(q, 0), 0, 0, NULL});
+            round_push(r, (struct chunk_op){OP_DEL, (int64_t)id, sqlite3_column_double(q, 0), 0, 0,
+                                            NULL, 0});
         }
         sqlite3_reset(q);
     }
@@ -1364,8 +1376,11 @@ static int load_index(struct store *st)
     sqlite3_stmt *q = NULL, *tail = NULL;
     sqlite3_prepare_v2(db, "SELECT id, node, container, service, metric FROM series ORDER BY id",
                        -1, &q, NULL);
-    sqlite3_prepare_v2(db, "SELECT data, t1 FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1",
+    sqlite3_prepare_v2(db,
+                       "SELECT data, t1, n FROM chunks WHERE series_id=? ORDER BY t0 DESC LIMIT 1",
                        -1, &tail, NULL);
+    struct chunk_point *p = NULL;
+    size_t pcap = 0;
     int rc = q && tail ? 0 : -1;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q, 0);
@@ -1376,9 +1391,12 @@ static int load_index(struct store *st)
         e->persisted = true;
         sqlite3_bind_int64(tail, 1, id);
         if (sqlite3_step(tail) == SQLITE_ROW) {
-            size_t m = (size_t)sqlite3_column_bytes(tail, 0) / sizeof(struct point);
-            const struct point *p = sqlite3_column_blob(tail, 0);
-            if (m > 0) {
+            size_t m = (size_t)sqlite3_column_int64(tail, 2);
+            p = xgrow(p, &pcap, m ? m : 1, sizeof *p);
+            if (chunk_decode(sqlite3_column_blob(tail, 0), (size_t)sqlite3_column_bytes(tail, 0), m,
+                             p) < 0) {
+                log_error("store", "series %lld: its newest chunk is damaged", (long long)id);
+            } else if (m > 0) {
                 e->last_ts = p[m - 1].ts;
                 e->last_value = p[m - 1].value;
             }
@@ -1388,6 +1406,7 @@ static int load_index(struct store *st)
         }
         sqlite3_reset(tail);
     }
+    free(p);
     sqlite3_finalize(q);
     sqlite3_finalize(tail);
     return rc;
@@ -1575,6 +1594,17 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
         goto fail;
     if (version == 1 && migrate_log(st, err, errlen) < 0)
         goto fail;
+    /* Version 2 differs only in its chunks (points as they are in memory),
+     * which chunk_decode still reads: recording the version is enough. */
+    if (version == 2) {
+        if (set_schema_version(st->cdb) < 0) {
+            snprintf(err, errlen, "%s: cannot upgrade the schema to version %d", o->path,
+                     STORE_SCHEMA_VERSION);
+            goto fail;
+        }
+        log_info("store", "%s: upgraded to schema version %d (new chunks are encoded)", o->path,
+                 STORE_SCHEMA_VERSION);
+    }
     if (open_conn(o->path, o->sync_full, CACHE_OTHER_KIB, &st->ddb, err, errlen) < 0)
         goto fail;
     pthread_create(&st->writer, NULL, writer_main, st);
@@ -1755,10 +1785,11 @@ int store_reader_open(struct store *st, struct store_reader **out)
         return -EIO;
     }
     int rc = 0;
-    rc |= sqlite3_prepare_v2(r->db,
-                             "SELECT data FROM chunks WHERE series_id=? AND t1 >= ? AND t0 <= ? "
-                             "ORDER BY t0",
-                             -1, &r->chunks, NULL);
+    rc |= sqlite3_prepare_v2(
+        r->db,
+        "SELECT data, n, t0 FROM chunks WHERE series_id=? AND t1 >= ? AND t0 <= ? "
+        "ORDER BY t0",
+        -1, &r->chunks, NULL);
     rc |= sqlite3_prepare_v2(r->db, "SELECT coalesce(sum(n), 0) FROM chunks", -1, &r->count, NULL);
     if (rc != SQLITE_OK) {
         log_error("store", "reader: %s", sqlite3_errmsg(r->db));
@@ -1790,8 +1821,8 @@ static int cmp_point_seq(const void *a, const void *b)
 
 /* Points of series sid in [from, to] still in journal blocks, sorted,
  * unique (the latest journaled value wins). */
-static void mem_points(struct store *st, int64_t sid, double from, double to, struct point **out,
-                       size_t *nout)
+static void mem_points(struct store *st, int64_t sid, double from, double to,
+                       struct chunk_point **out, size_t *nout)
 {
     size_t nb;
     struct block **blocks = mem_take(st, SIZE_MAX, (uint32_t)sid, &nb);
@@ -1812,12 +1843,12 @@ static void mem_points(struct store *st, int64_t sid, double from, double to, st
     free(blocks);
     if (n)
         qsort(t, n, sizeof *t, cmp_point_seq);
-    struct point *p = xmalloc((n ? n : 1) * sizeof *p);
+    struct chunk_point *p = xmalloc((n ? n : 1) * sizeof *p);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (k > 0 && p[k - 1].ts == t[i].r.ts)
             k--;
-        p[k++] = (struct point){t[i].r.ts, t[i].r.value};
+        p[k++] = (struct chunk_point){t[i].r.ts, t[i].r.value};
     }
     free(t);
     *out = p;
@@ -1827,7 +1858,7 @@ static void mem_points(struct store *st, int64_t sid, double from, double to, st
 int store_read_points(struct store_reader *r, int64_t series_id, double from, double to,
                       size_t limit, double **ts, double **values, size_t *n)
 {
-    struct point *cp = NULL, *lp = NULL;
+    struct chunk_point *cp = NULL, *lp = NULL;
     size_t nc = 0, ccap = 0, nl = 0;
     int ret = -EIO;
     /* The journal blocks first, the chunks after: the compactor writes a
@@ -1843,9 +1874,16 @@ int store_read_points(struct store_reader *r, int64_t series_id, double from, do
     sqlite3_bind_double(r->chunks, 3, to);
     int rc;
     while ((rc = sqlite3_step(r->chunks)) == SQLITE_ROW) {
-        size_t m = (size_t)sqlite3_column_bytes(r->chunks, 0) / sizeof(struct point);
-        const struct point *p = sqlite3_column_blob(r->chunks, 0);
-        cp = xgrow(cp, &ccap, nc + m, sizeof *cp);
+        size_t m = (size_t)sqlite3_column_int64(r->chunks, 1);
+        cp = xgrow(cp, &ccap, nc + m + 1, sizeof *cp);
+        struct chunk_point *p = cp + nc;
+        if (chunk_decode(sqlite3_column_blob(r->chunks, 0),
+                         (size_t)sqlite3_column_bytes(r->chunks, 0), m, p) < 0) {
+            log_error("store", "series %lld: the chunk at %.3f is damaged", (long long)series_id,
+                      sqlite3_column_double(r->chunks, 2));
+            rc = SQLITE_CORRUPT;
+            break;
+        }
         for (size_t i = 0; i < m; i++) {
             if (p[i].ts >= from && p[i].ts <= to)
                 cp[nc++] = p[i];
@@ -1857,7 +1895,7 @@ int store_read_points(struct store_reader *r, int64_t series_id, double from, do
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         goto out;
     size_t nm;
-    struct point *m = merge_points(cp, nc, lp, nl, &nm);
+    struct chunk_point *m = merge_points(cp, nc, lp, nl, &nm);
     if (limit && nm > limit)
         nm = limit;
     *ts = xmalloc((nm ? nm : 1) * sizeof **ts);

@@ -22,8 +22,9 @@ struct store;
 struct store_reader;
 
 /* Bumped when the schema changes; a database written by a newer scalecast
- * is refused with a clear error rather than misread. */
-#define STORE_SCHEMA_VERSION 2
+ * is refused with a clear error rather than misread. Version 3 encodes
+ * chunks (chunk.h); an older database is upgraded in place. */
+#define STORE_SCHEMA_VERSION 3
 
 struct store_opts {
     const char *path;
