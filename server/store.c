@@ -444,7 +444,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS series("
     "  id INTEGER PRIMARY KEY, node TEXT NOT NULL, container TEXT NOT NULL,"
     "  service TEXT NOT NULL, metric TEXT NOT NULL, UNIQUE(node, container, metric));"
-    /* Up to CHUNK_MAX points of one series, sorted, packed (f64 ts, f64 value). */
+    /* Up to CHUNK_MAX points of one series, sorted, encoded (chunk.h). */
     "CREATE TABLE IF NOT EXISTS chunks("
     "  series_id INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,"
     "  data BLOB NOT NULL, PRIMARY KEY(series_id, t0)) WITHOUT ROWID;"
