@@ -760,6 +760,54 @@ static void test_upgrade_from_v2(void)
     remove_db(path);
 }
 
+/* A damaged chunk (its blob, or an n no chunk can have) is an error for a
+ * read of its range, not a crash or a huge allocation; other ranges read. */
+static void test_damaged_chunk(void)
+{
+    const char *path = new_db();
+    struct store *st = open_store(path, 0);
+    if (!st)
+        return;
+    enum { N = 600 };
+    double ts[N], v[N];
+    for (int i = 0; i < N; i++) {
+        ts[i] = 1732170000 + i;
+        v[i] = i;
+    }
+    CHECK(submit_series(st, "n", "cpu", ts, v, N) == 0);
+    store_sync(st);
+    int64_t id = find(st, "n", "", "cpu").id;
+    store_close(st);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE chunks SET n = 1000000000 WHERE series_id = %lld AND t0 = %.0f", (long long)id,
+             ts[0]);
+    CHECK(exec_sql(path, sql) == SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "UPDATE chunks SET data = x'01020304' WHERE series_id = %lld AND t0 = %.0f",
+             (long long)id, ts[N - 1 - (N - 1) % 256]);
+    CHECK(exec_sql(path, sql) == SQLITE_OK);
+    st = open_store(path, 0);
+    if (!st)
+        return;
+    struct store_reader *r = NULL;
+    CHECK(store_reader_open(st, &r) == 0);
+    if (r) {
+        double *rts = NULL, *rv = NULL;
+        size_t n = 0;
+        CHECK(store_read_points(r, id, ts[0], ts[10], 0, &rts, &rv, &n) == -EIO);
+        CHECK(store_read_points(r, id, ts[N - 1], ts[N - 1], 0, &rts, &rv, &n) == -EIO);
+        /* The middle chunk is intact. */
+        CHECK(store_read_points(r, id, ts[300], ts[310], 0, &rts, &rv, &n) == 0);
+        CHECK(n == 11 && rv[0] == 300);
+        free(rts);
+        free(rv);
+        store_reader_close(r);
+    }
+    store_close(st);
+    remove_db(path);
+}
+
 static void test_open_errors(void)
 {
     struct store_opts o = {"/nonexistent-dir-scalecast/x.db", false, 0};
@@ -1115,6 +1163,7 @@ int main(void)
     RUN(test_schema_version);
     RUN(test_upgrade_from_v1);
     RUN(test_upgrade_from_v2);
+    RUN(test_damaged_chunk);
     RUN(test_open_errors);
     RUN(test_retention);
     RUN(test_decisions);
